@@ -1,0 +1,3 @@
+module github.com/pulsehq/pulse
+
+go 1.26

@@ -1,0 +1,73 @@
+package pulse
+
+import (
+	"errors"
+	"fmt"
+	"time"
+)
+
+// Defaults, from the seed design: a beat every 3 s, dead after 5 missed beats
+// (15 s after the last one), suspect after 1.5 intervals (4.5 s).
+const (
+	DefaultInterval     = 3 * time.Second
+	DefaultMisses       = 5
+	DefaultHelloTimeout = 10 * time.Second
+)
+
+// SuspectFactor is how many intervals of silence make a session suspect when
+// Timing.SuspectAfter is left zero.
+const SuspectFactor = 1.5
+
+// Timing says how often sessions beat and when a silent one is judged.
+type Timing struct {
+	// Interval is how often a client beats.
+	Interval time.Duration
+	// Misses is how many intervals without a beat make a session dead:
+	// the timeout is Interval × Misses after the last beat.
+	Misses int
+	// SuspectAfter is how long after the last beat a silent session becomes
+	// suspect. Zero means SuspectFactor × Interval.
+	SuspectAfter time.Duration
+}
+
+// DefaultTiming returns the seed's timing: 3 s, 5 misses, suspect after 4.5 s.
+func DefaultTiming() Timing {
+	return Timing{Interval: DefaultInterval, Misses: DefaultMisses}
+}
+
+// Timeout is how long after its last beat a silent session is dead.
+func (t Timing) Timeout() time.Duration {
+	return t.Interval * time.Duration(t.Misses)
+}
+
+// Suspect is how long after its last beat a silent session is suspect.
+func (t Timing) Suspect() time.Duration {
+	if t.SuspectAfter > 0 {
+		return t.SuspectAfter
+	}
+	return time.Duration(float64(t.Interval) * SuspectFactor)
+}
+
+// ErrInvalidTiming is wrapped by the errors Timing.Validate returns.
+var ErrInvalidTiming = errors.New("invalid timing")
+
+// Validate reports nonsense: a non-positive interval, fewer than one miss, or
+// a suspect delay that is not shorter than the timeout.
+func (t Timing) Validate() error {
+	switch {
+	case t.Interval <= 0:
+		return fmt.Errorf("%w: interval must be positive, got %v", ErrInvalidTiming, t.Interval)
+	case t.Interval < time.Millisecond:
+		return fmt.Errorf("%w: interval must be at least 1ms, got %v", ErrInvalidTiming, t.Interval)
+	case t.Misses < 1:
+		return fmt.Errorf("%w: misses must be at least 1, got %d", ErrInvalidTiming, t.Misses)
+	case t.Misses > 1000:
+		return fmt.Errorf("%w: misses must be at most 1000, got %d", ErrInvalidTiming, t.Misses)
+	case t.SuspectAfter < 0:
+		return fmt.Errorf("%w: suspect-after must not be negative, got %v", ErrInvalidTiming, t.SuspectAfter)
+	case t.Suspect() >= t.Timeout():
+		return fmt.Errorf("%w: suspect-after (%v) must be shorter than the timeout, interval × misses (%v)",
+			ErrInvalidTiming, t.Suspect(), t.Timeout())
+	}
+	return nil
+}

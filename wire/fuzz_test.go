@@ -1,0 +1,118 @@
+package wire
+
+import (
+	"bytes"
+	"io"
+	"strings"
+	"testing"
+)
+
+// FuzzParse checks that no client line makes Parse panic, that every
+// rejection carries a known code, and that accepted lines survive a
+// format-and-parse round trip.
+func FuzzParse(f *testing.F) {
+	for _, s := range []string{
+		"HELLO alice", `HELLO bob {"ack":false,"meta":{"r":"eu"},"token":"x"}`, "BEAT", "BEAT 1", "BEAT 1 2",
+		"BYE", "BYE see you", "", "HELLO", "BEAT x", "NOPE", "HELLO a {", "HELLO a {\"meta\":{\"\":\"\"}}",
+		"BEAT 18446744073709551615 9223372036854775", "\x00", "BYE \xff\xfe",
+	} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, line []byte) {
+		m, err := Parse(line)
+		if err != nil {
+			code := CodeOf(err)
+			if code != CodeBadCommand && code != CodeBadName && code != CodeBadOptions {
+				t.Fatalf("Parse(%q): error %v has unexpected code %q", line, err, code)
+			}
+			if strings.ContainsAny(err.Error(), "\r\n") {
+				t.Fatalf("Parse(%q): error message spans lines: %q", line, err)
+			}
+			return
+		}
+		var again []byte
+		switch m.Verb {
+		case VerbNone:
+			return
+		case VerbHello:
+			again, err = AppendHello(nil, m.Name, m.Hello)
+			if err != nil {
+				t.Fatalf("AppendHello(%+v): %v", m, err)
+			}
+		case VerbBeat:
+			if !m.HasSeq {
+				return
+			}
+			again = AppendBeat(nil, m.Seq, m.RTT)
+		case VerbBye:
+			again = AppendBye(nil, m.Reason)
+		}
+		back, err := Parse(bytes.TrimSuffix(again, []byte("\n")))
+		if err != nil {
+			t.Fatalf("Parse(%q) = %+v, but its formatting %q does not parse: %v", line, m, again, err)
+		}
+		if !equalMessage(m, back) && !(m.Verb == VerbBye && back.Reason == strings.TrimSpace(oneLine(m.Reason))) {
+			t.Fatalf("round trip of %q: %+v became %+v", line, m, back)
+		}
+	})
+}
+
+// FuzzParseReply checks that no server line makes ParseReply panic.
+func FuzzParseReply(f *testing.F) {
+	for _, s := range []string{
+		`WELCOME id {"interval_ms":3000,"timeout_ms":15000,"suspect_ms":4500,"ack":true}`,
+		"ACK", "ACK 5", "ERR timeout no beat", "BYE shutdown", "ERR", "WELCOME x {}", "",
+	} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, line []byte) {
+		r, err := ParseReply(line)
+		if err != nil {
+			return
+		}
+		if r.Kind == ReplyErr && (r.Err == nil || r.Err.Code == "") {
+			t.Fatalf("ParseReply(%q): ERR without a code: %+v", line, r)
+		}
+		if r.Kind == ReplyWelcome && (r.Welcome.Interval() <= 0 || r.Welcome.Timeout() <= 0) {
+			t.Fatalf("ParseReply(%q): WELCOME with bad timing: %+v", line, r)
+		}
+	})
+}
+
+// FuzzReader checks that the Reader never returns a line over the limit or
+// with a line end inside, whatever the stream and however it is cut.
+func FuzzReader(f *testing.F) {
+	f.Add([]byte("HELLO a\r\nBEAT\n"), uint8(3))
+	f.Add(bytes.Repeat([]byte("x"), MaxLineBytes+3), uint8(200))
+	f.Fuzz(func(t *testing.T, stream []byte, chunk uint8) {
+		r := NewReader(&chunkReader{b: stream, n: int(chunk%64) + 1})
+		total := 0
+		for {
+			line, err := r.ReadLine()
+			if err != nil {
+				return
+			}
+			if len(line) > MaxLineBytes || bytes.IndexByte(line, '\n') >= 0 {
+				t.Fatalf("bad line of %d bytes: %q", len(line), line)
+			}
+			total += len(line) + 1
+			if total > len(stream) {
+				t.Fatalf("read %d bytes of lines from a stream of %d", total, len(stream))
+			}
+		}
+	})
+}
+
+type chunkReader struct {
+	b []byte
+	n int
+}
+
+func (c *chunkReader) Read(p []byte) (int, error) {
+	if len(c.b) == 0 {
+		return 0, io.EOF
+	}
+	n := copy(p[:min(len(p), c.n)], c.b)
+	c.b = c.b[n:]
+	return n, nil
+}

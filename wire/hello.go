@@ -1,0 +1,85 @@
+package wire
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"sort"
+
+	"github.com/pulsehq/pulse"
+)
+
+// Limits on HELLO meta labels.
+const (
+	MaxMetaKeys     = 32
+	MaxMetaValueLen = 256
+)
+
+// HelloOptions are the options a client may give in HELLO, as one JSON
+// object. Unknown keys are ignored, so that clients can send options newer
+// than the server.
+type HelloOptions struct {
+	// Token is a credential for servers that demand one.
+	Token string `json:"token,omitempty"`
+	// Meta holds small string labels: at most 32, keys like session names,
+	// values of at most 256 bytes.
+	Meta map[string]string `json:"meta,omitempty"`
+	// Ack asks for an ACK per BEAT. Absent means true.
+	Ack *bool `json:"ack,omitempty"`
+}
+
+// WantsAck reports whether the client wants an ACK for every BEAT.
+func (o HelloOptions) WantsAck() bool { return o.Ack == nil || *o.Ack }
+
+// ParseHelloOptions parses the JSON options of a HELLO line.
+func ParseHelloOptions(b []byte) (HelloOptions, error) {
+	var o HelloOptions
+	b = bytes.TrimSpace(b)
+	if len(b) == 0 || b[0] != '{' {
+		return o, newError(CodeBadOptions, "options must be a JSON object, such as {\"meta\":{\"region\":\"eu\"}}")
+	}
+	if err := json.Unmarshal(b, &o); err != nil {
+		return HelloOptions{}, newError(CodeBadOptions, "options are not valid: "+oneLine(jsonError(err)))
+	}
+	if err := validateMeta(o.Meta); err != nil {
+		return HelloOptions{}, err
+	}
+	return o, nil
+}
+
+func validateMeta(meta map[string]string) error {
+	if len(meta) > MaxMetaKeys {
+		return newError(CodeBadOptions, fmt.Sprintf("meta has %d labels, at most %d allowed", len(meta), MaxMetaKeys))
+	}
+	keys := make([]string, 0, len(meta))
+	for k := range meta {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys) // report the same key first every time
+	for _, k := range keys {
+		if !pulse.ValidName(k) {
+			return newError(CodeBadOptions, "meta key "+quote([]byte(k), 80)+" is not 1-64 of A-Z a-z 0-9 . _ - :")
+		}
+		if len(meta[k]) > MaxMetaValueLen {
+			return newError(CodeBadOptions, fmt.Sprintf("meta value of %q is over %d bytes", k, MaxMetaValueLen))
+		}
+	}
+	return nil
+}
+
+// jsonError describes a JSON decoding error without Go type names.
+func jsonError(err error) string {
+	var te *json.UnmarshalTypeError
+	var se *json.SyntaxError
+	switch {
+	case errors.As(err, &te):
+		if te.Field != "" {
+			return fmt.Sprintf("%q has the wrong type (%s)", te.Field, te.Value)
+		}
+		return "wrong type: " + te.Value
+	case errors.As(err, &se):
+		return fmt.Sprintf("bad JSON at byte %d: %s", se.Offset, se.Error())
+	}
+	return err.Error()
+}
