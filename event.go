@@ -107,11 +107,17 @@ type Event struct {
 	Kind EventKind
 	// Time is when the server declared it.
 	Time time.Time
-	// Session is the session as it was just after the change.
+	// Session is the session as of the event. For the events that end a
+	// session (left, dead, replaced, kicked) it is the session as it was when
+	// it ended: its State is the one it had then, except for dead.
 	Session Session
 	// Reason is a short stable code (see the Reason constants).
 	Reason string
 	// Detail is optional free text: the client's BYE reason, an error, who
 	// replaced the session.
 	Detail string
+	// Deadline is, for suspect and dead events, the deadline the session
+	// missed; Time minus Deadline is how late the server declared it. It is
+	// zero for other events.
+	Deadline time.Time
 }

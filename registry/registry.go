@@ -1,0 +1,357 @@
+// Package registry keeps the table of live sessions in memory: it applies
+// their beats, declares them suspect and dead on time, and fans their
+// events out to subscribers.
+//
+// Each session has its own deadlines, computed by a detect.Policy from its
+// beats. A beat is a few atomic stores on the session and costs the same
+// however many sessions there are; deadlines are kept on a timing wheel
+// that one goroutine advances, so a death is declared within the wheel's
+// resolution (1 ms by default) of its deadline rather than at the next tick
+// of a scan. Events are numbered and delivered in order by a second
+// goroutine, so neither a slow subscriber nor a slow event hook ever holds
+// up a beat or a judgment.
+package registry
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/pulsehq/pulse"
+	"github.com/pulsehq/pulse/detect"
+)
+
+// Link is the registry's handle on the transport of one session.
+type Link interface {
+	// End tells the transport that the registry removed the session: kind
+	// is EventDead, EventReplaced or EventKicked, detail says why in words.
+	// The transport tells the client and closes the connection. End is
+	// called with the registry's lock held: it must not block and must not
+	// call back into the registry.
+	End(kind pulse.EventKind, detail string)
+}
+
+// Errors the registry returns.
+var (
+	ErrClosed         = errors.New("registry: closed")
+	ErrNotFound       = errors.New("registry: no such session")
+	ErrInvalidName    = errors.New("registry: invalid session name")
+	ErrSlowSubscriber = errors.New("registry: subscriber fell behind and was dropped")
+)
+
+// Defaults for Config fields left zero.
+const (
+	DefaultResolution     = time.Millisecond
+	DefaultStallThreshold = 500 * time.Millisecond
+	DefaultStallGrace     = time.Second
+	DefaultSubscriberBuf  = 1024
+	wheelSlots            = 1 << 14 // 16.4 s at 1 ms: the default timeout fits in one turn
+)
+
+// Config configures a Registry.
+type Config struct {
+	// Policy computes each session's deadlines from its beats. Required.
+	Policy detect.Policy
+	// Interval is the beat interval of sessions that join without one. Required.
+	Interval time.Duration
+	// OnEvent, if set, is called with every event, in order, from the
+	// registry's event goroutine (never with its lock held). A slow OnEvent
+	// delays delivery to subscribers, not beats or judgments.
+	OnEvent func(pulse.Event)
+	// Logger receives the registry's own messages, such as a detected
+	// stall. Nil means slog.Default().
+	Logger *slog.Logger
+	// Resolution is the granularity of deadlines: a death is declared at
+	// most this long after its deadline. Zero means 1 ms.
+	Resolution time.Duration
+	// StallThreshold: when the registry's timer fires this much later than
+	// it was set for, the process was stalled (GC, CPU starvation, a VM
+	// pause, SIGSTOP) and every session may look silent only because its
+	// beats have not been read yet. Zero means 500 ms; negative disables
+	// the guard.
+	StallThreshold time.Duration
+	// StallGrace is how long after a detected stall no session is declared
+	// suspect or dead, so that the beats that arrived during the stall are
+	// read first. Zero means 1 s.
+	StallGrace time.Duration
+
+	// beforeAdvance, in tests, runs in the scheduler before each advance.
+	beforeAdvance func()
+}
+
+func (c *Config) setDefaults() error {
+	if c.Policy == nil {
+		return errors.New("registry: Config.Policy is required")
+	}
+	if c.Interval <= 0 {
+		return errors.New("registry: Config.Interval must be positive")
+	}
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+	if c.Resolution <= 0 {
+		c.Resolution = DefaultResolution
+	}
+	if c.StallThreshold == 0 {
+		c.StallThreshold = DefaultStallThreshold
+	}
+	if c.StallGrace <= 0 {
+		c.StallGrace = DefaultStallGrace
+	}
+	return nil
+}
+
+// Registry is the table of live sessions. Its methods are safe for
+// concurrent use.
+type Registry struct {
+	cfg       Config
+	epoch     time.Time // instants are nanoseconds since epoch, on the monotonic clock
+	epochWall time.Time // epoch without its monotonic reading, for wall times
+	idBase    uint64
+
+	mu        sync.Mutex
+	byName    map[string]*entry
+	wheel     *wheel
+	nextID    uint64
+	seq       uint64 // the last event's number
+	pending   []pulse.Event
+	closed    bool
+	armed     int64 // instant the scheduler's timer is set for; noCheck if none
+	holdUntil int64 // no judgments before this instant (after a stall)
+
+	wake   chan struct{} // a deadline earlier than armed was queued
+	notify chan struct{} // events are pending
+	stop   chan struct{}
+	wg     sync.WaitGroup
+	spare  []pulse.Event // owned by the event goroutine
+
+	subMu sync.Mutex
+	subs  map[*Subscription]struct{}
+}
+
+// New returns a running registry. Close stops it.
+func New(cfg Config) (*Registry, error) {
+	if err := cfg.setDefaults(); err != nil {
+		return nil, err
+	}
+	epoch := time.Now()
+	r := &Registry{
+		cfg:       cfg,
+		epoch:     epoch,
+		epochWall: epoch.Round(0),
+		idBase:    uint64(rand.Uint32()) << 32,
+		byName:    make(map[string]*entry),
+		armed:     noCheck,
+		wake:      make(chan struct{}, 1),
+		notify:    make(chan struct{}, 1),
+		stop:      make(chan struct{}),
+		subs:      make(map[*Subscription]struct{}),
+	}
+	r.wheel = newWheel(int64(cfg.Resolution), wheelSlots, 0)
+	r.wg.Add(2)
+	go r.schedule()
+	go r.dispatch()
+	return r, nil
+}
+
+// now returns the current instant.
+func (r *Registry) now() int64 { return int64(time.Since(r.epoch)) }
+
+// wall returns the wall-clock time of an instant.
+func (r *Registry) wall(t int64) time.Time { return r.epochWall.Add(time.Duration(t)) }
+
+// Join is a session that asks to register.
+type Join struct {
+	Name     string            // must be a valid name (pulse.ValidName)
+	Peer     string            // remote address, for display
+	Meta     map[string]string // labels; kept, not copied
+	Interval time.Duration     // granted beat interval; zero means Config.Interval
+	Link     Link              // how the registry ends the session; required
+}
+
+// Join registers a session; registration counts as its first beat. If a
+// live session already has the name, the newest wins: the old one is
+// removed with a replaced event and its link ended, then the new one joins.
+func (r *Registry) Join(j Join) (*Handle, error) {
+	if !pulse.ValidName(j.Name) {
+		return nil, fmt.Errorf("%w: %q", ErrInvalidName, j.Name)
+	}
+	if j.Link == nil {
+		return nil, errors.New("registry: Join.Link is required")
+	}
+	interval := j.Interval
+	if interval <= 0 {
+		interval = r.cfg.Interval
+	}
+	h := &Handle{}
+	e := &h.e
+	e.r, e.name, e.peer, e.meta, e.interval, e.link = r, j.Name, j.Peer, j.Meta, interval, j.Link
+	e.tracker = r.cfg.Policy.Track(interval)
+	e.checkAt.Store(noCheck)
+
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.closed {
+		return nil, ErrClosed
+	}
+	now := r.now()
+	if old := r.byName[j.Name]; old != nil {
+		detail := "replaced by a new session from " + j.Peer
+		r.end(old, now, pulse.EventReplaced, pulse.ReasonReplaced, detail, -1)
+		old.link.End(pulse.EventReplaced, detail)
+	}
+	r.nextID++
+	e.id = r.idBase | r.nextID&(1<<32-1)
+	e.connectedAt = now
+	d := e.tracker.Beat(time.Duration(now))
+	e.lastBeat.Store(now)
+	e.deadAt.Store(int64(d.Dead))
+	e.suspectAt.Store(int64(d.Suspect))
+	e.state.Store(uint32(pulse.StateAlive))
+	r.byName[j.Name] = e
+	r.queue(e, int64(d.Suspect))
+	r.emit(pulse.EventJoined, e.snapshot(), now, pulse.ReasonHello, "", -1)
+	return h, nil
+}
+
+// Kick removes the named session with a kicked event and ends its link.
+func (r *Registry) Kick(name, detail string) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	e := r.byName[name]
+	if e == nil {
+		return fmt.Errorf("%w: %q", ErrNotFound, name)
+	}
+	if detail == "" {
+		detail = "removed by an operator"
+	}
+	r.end(e, r.now(), pulse.EventKicked, pulse.ReasonKicked, detail, -1)
+	e.link.End(pulse.EventKicked, detail)
+	return nil
+}
+
+func (r *Registry) leave(e *entry, reason, detail string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if e.loadState() == pulse.StateDead {
+		return
+	}
+	r.end(e, r.now(), pulse.EventLeft, reason, detail, -1)
+}
+
+// end removes e from the table and emits the event that says why. The
+// event's session keeps the state e had, except for dead. r.mu is held.
+func (r *Registry) end(e *entry, now int64, kind pulse.EventKind, reason, detail string, deadline int64) {
+	snap := e.snapshot()
+	if kind == pulse.EventDead {
+		snap.State = pulse.StateDead
+	}
+	e.state.Store(uint32(pulse.StateDead))
+	r.wheel.remove(e)
+	if r.byName[e.name] == e {
+		delete(r.byName, e.name)
+	}
+	r.emit(kind, snap, now, reason, detail, deadline)
+}
+
+// queue puts e on the wheel to be looked at at instant at, and wakes the
+// scheduler if that is earlier than it planned. r.mu is held.
+func (r *Registry) queue(e *entry, at int64) {
+	r.wheel.add(e, at)
+	if e.checkAt.Load() < r.armed {
+		r.armed = e.checkAt.Load()
+		select {
+		case r.wake <- struct{}{}:
+		default:
+		}
+	}
+}
+
+// afterBeat handles the rare beats that need the lock: one from a suspect
+// session, or one that brought a deadline forward.
+func (r *Registry) afterBeat(e *entry) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	switch e.loadState() {
+	case pulse.StateSuspect:
+		e.state.Store(uint32(pulse.StateAlive))
+		r.wheel.remove(e)
+		r.queue(e, e.suspectAt.Load())
+		r.emit(pulse.EventRecovered, e.snapshot(), r.now(), pulse.ReasonBeat, "", -1)
+	case pulse.StateAlive:
+		if at := e.suspectAt.Load(); at < e.checkAt.Load() {
+			r.wheel.remove(e)
+			r.queue(e, at)
+		}
+	}
+}
+
+// emit numbers an event and hands it to the event goroutine. r.mu is held.
+func (r *Registry) emit(kind pulse.EventKind, s pulse.Session, now int64, reason, detail string, deadline int64) {
+	r.seq++
+	ev := pulse.Event{Seq: r.seq, Kind: kind, Time: r.wall(now), Session: s, Reason: reason, Detail: detail}
+	if deadline >= 0 {
+		ev.Deadline = r.wall(deadline)
+	}
+	r.pending = append(r.pending, ev)
+	select {
+	case r.notify <- struct{}{}:
+	default:
+	}
+}
+
+// Lookup returns the named live session.
+func (r *Registry) Lookup(name string) (pulse.Session, bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	e := r.byName[name]
+	if e == nil {
+		return pulse.Session{}, false
+	}
+	return e.snapshot(), true
+}
+
+// Sessions returns a snapshot of the live sessions, sorted by name.
+func (r *Registry) Sessions() []pulse.Session {
+	r.mu.Lock()
+	out := r.snapshotLocked()
+	r.mu.Unlock()
+	slices.SortFunc(out, func(a, b pulse.Session) int { return strings.Compare(a.Name, b.Name) })
+	return out
+}
+
+func (r *Registry) snapshotLocked() []pulse.Session {
+	out := make([]pulse.Session, 0, len(r.byName))
+	for _, e := range r.byName {
+		out = append(out, e.snapshot())
+	}
+	return out
+}
+
+// Len returns the number of live sessions.
+func (r *Registry) Len() int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return len(r.byName)
+}
+
+// Close stops the registry: no more joins or judgments. Events already
+// declared are delivered, then every subscription is closed. Sessions still
+// in the table stay as they are; end them first for left events. Close is
+// idempotent.
+func (r *Registry) Close() {
+	r.mu.Lock()
+	if r.closed {
+		r.mu.Unlock()
+		return
+	}
+	r.closed = true
+	r.mu.Unlock()
+	close(r.stop)
+	r.wg.Wait()
+}
