@@ -59,6 +59,12 @@ func (r *Reader) ReadLine() ([]byte, error) {
 // yet returned as lines.
 func (r *Reader) Buffered() int { return r.end - r.start }
 
+// Ready reports whether the next ReadLine returns without reading from the
+// stream: a whole line (or a line known to be too long) is buffered.
+func (r *Reader) Ready() bool {
+	return r.end-r.start > MaxLineBytes+1 || bytes.IndexByte(r.buf[r.scan:r.end], '\n') >= 0
+}
+
 // fill makes room and reads once more from the stream.
 func (r *Reader) fill() {
 	if r.start > 0 {

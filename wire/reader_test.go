@@ -70,6 +70,15 @@ func TestReaderBuffered(t *testing.T) {
 	if got := r.Buffered(); got != len("BEAT 2\nBE") {
 		t.Fatalf("Buffered() = %d after the first line", got)
 	}
+	if !r.Ready() {
+		t.Fatal("Ready() = false with a whole line buffered")
+	}
+	if _, err := r.ReadLine(); err != nil {
+		t.Fatal(err)
+	}
+	if r.Ready() {
+		t.Fatal("Ready() = true with only half a line buffered")
+	}
 }
 
 func TestReaderPassesErrors(t *testing.T) {

@@ -1,0 +1,205 @@
+package server
+
+import (
+	"errors"
+	"io"
+	"net"
+	"os"
+	"sync/atomic"
+	"time"
+
+	"github.com/pulsehq/pulse"
+	"github.com/pulsehq/pulse/wire"
+)
+
+// conn is the goroutine-per-connection transport: one goroutine reads the
+// lines of one net.Conn, hands them to the protocol and writes the replies.
+// It works with any net.Conn, TLS included.
+type conn struct {
+	srv   *Server
+	nc    net.Conn
+	lines *wire.Reader
+	proto protocol
+	out   []byte
+
+	// ending is set once, by whoever ends the connection from outside the
+	// goroutine (the registry, Shutdown, Close), and the read is
+	// interrupted so that the goroutine sees it.
+	ending atomic.Pointer[ending]
+
+	writeDeadline time.Time // the last write deadline set
+}
+
+// ending says how a connection ends when it is ended from outside.
+type ending struct {
+	// line is the ERR line to send when the registry ended the session.
+	line []byte
+	// shutdown: the server is shutting down. A registered client gets
+	// "BYE shutdown" and its session leaves; any other gets ERR shutdown.
+	shutdown bool
+	// abrupt: the server is closing now; nothing more is sent.
+	abrupt bool
+}
+
+var (
+	endShutdown = &ending{shutdown: true}
+	endAbrupt   = &ending{shutdown: true, abrupt: true}
+)
+
+var aLongTimeAgo = time.Unix(1, 0)
+
+func newConn(srv *Server, nc net.Conn) *conn {
+	c := &conn{srv: srv, nc: nc, lines: wire.NewReader(nc)}
+	c.proto = protocol{srv: srv, peer: nc.RemoteAddr().String(), link: c}
+	return c
+}
+
+// End implements registry.Link: the registry removed the session (dead,
+// replaced or kicked); tell the client and close.
+func (c *conn) End(kind pulse.EventKind, detail string) {
+	code := wire.CodeInternal
+	switch kind {
+	case pulse.EventDead:
+		code = wire.CodeTimeout
+	case pulse.EventReplaced:
+		code = wire.CodeReplaced
+	case pulse.EventKicked:
+		code = wire.CodeKicked
+	}
+	c.end(&ending{line: wire.AppendErr(nil, code, detail)})
+}
+
+// end asks the goroutine to finish as e says. Only the first call counts.
+// It does not block.
+func (c *conn) end(e *ending) {
+	if c.ending.CompareAndSwap(nil, e) {
+		_ = c.nc.SetReadDeadline(aLongTimeAgo)
+	}
+}
+
+// serve runs the connection until it ends.
+func (c *conn) serve() {
+	defer c.srv.forget(c)
+	_ = c.nc.SetReadDeadline(time.Now().Add(c.srv.cfg.HelloTimeout))
+	for {
+		if e := c.ending.Load(); e != nil {
+			c.finish(e)
+			return
+		}
+		line, err := c.lines.ReadLine()
+		if err != nil {
+			c.readFailed(err)
+			return
+		}
+		wasRegistered := c.proto.registered()
+		var next outcome
+		c.out, next = c.proto.onLine(line, c.out)
+		if !wasRegistered && c.proto.registered() {
+			_ = c.nc.SetReadDeadline(time.Time{}) // the hello timeout no longer applies
+		}
+		if next == closeConn {
+			c.write()
+			c.close()
+			return
+		}
+		// Answer a burst of lines with one write.
+		if !c.lines.Ready() && !c.write() {
+			c.proto.leave(pulse.ReasonError, "write: client does not read (slow consumer) or is gone")
+			c.nc.Close()
+			return
+		}
+	}
+}
+
+// write sends what is pending and reports whether it all went. A write
+// that stays blocked past the write timeout fails.
+func (c *conn) write() bool {
+	if len(c.out) == 0 {
+		return true
+	}
+	// Move the deadline only when half of it is used up, not on every write.
+	now := time.Now()
+	if timeout := c.srv.cfg.WriteTimeout; c.writeDeadline.Sub(now) < timeout/2 {
+		c.writeDeadline = now.Add(timeout)
+		_ = c.nc.SetWriteDeadline(c.writeDeadline)
+	}
+	_, err := c.nc.Write(c.out)
+	c.out = c.out[:0]
+	return err == nil
+}
+
+// readFailed ends the connection after a failed read.
+func (c *conn) readFailed(err error) {
+	if e := c.ending.Load(); e != nil {
+		c.finish(e) // the read was interrupted on purpose
+		return
+	}
+	var ne net.Error
+	switch {
+	case errors.Is(err, io.EOF):
+		c.proto.leave(pulse.ReasonClosed, "")
+		c.nc.Close()
+	case errors.Is(err, wire.ErrLineTooLong):
+		c.out, _ = c.proto.reject(c.out, wire.ErrLineTooLong)
+		c.write()
+		c.close()
+	case !c.proto.registered() && errors.As(err, &ne) && ne.Timeout():
+		c.out, _ = c.proto.reject(c.out, &wire.Error{Code: wire.CodeHelloTimeout,
+			Message: "no HELLO within " + c.srv.cfg.HelloTimeout.String()})
+		c.write()
+		c.close()
+	default:
+		c.proto.leave(pulse.ReasonError, "read: "+errorText(err))
+		c.nc.Close()
+	}
+}
+
+// finish ends the connection as it was asked from outside.
+func (c *conn) finish(e *ending) {
+	c.out = c.out[:0]
+	switch {
+	case e.shutdown && c.proto.registered():
+		c.proto.leave(pulse.ReasonShutdown, "")
+		c.out = wire.AppendBye(c.out, pulse.ReasonShutdown)
+	case e.shutdown:
+		c.out = wire.AppendErr(c.out, errShutdown.Code, errShutdown.Message)
+	default:
+		c.out = append(c.out, e.line...)
+	}
+	if e.abrupt {
+		c.nc.Close()
+		return
+	}
+	c.writeDeadline = time.Time{}
+	c.write()
+	c.close()
+}
+
+// close closes the connection after its last line: it sends FIN, then
+// drains what the client still sends for a moment, so that the kernel does
+// not answer unread input with a reset that could destroy the last line
+// before the client reads it.
+func (c *conn) close() {
+	tcp, ok := c.nc.(interface{ CloseWrite() error })
+	if !ok || tcp.CloseWrite() != nil {
+		c.nc.Close()
+		return
+	}
+	_ = c.nc.SetReadDeadline(time.Now().Add(lingerTimeout))
+	_, _ = io.CopyN(io.Discard, c.nc, 64<<10)
+	c.nc.Close()
+}
+
+// errorText describes a network error without the addresses that every
+// log line already carries.
+func errorText(err error) string {
+	var oe *net.OpError
+	if errors.As(err, &oe) && oe.Err != nil {
+		var se *os.SyscallError
+		if errors.As(oe.Err, &se) {
+			return se.Err.Error()
+		}
+		return oe.Err.Error()
+	}
+	return err.Error()
+}

@@ -1,0 +1,114 @@
+package server
+
+import (
+	"errors"
+	"time"
+
+	"github.com/pulsehq/pulse"
+	"github.com/pulsehq/pulse/registry"
+	"github.com/pulsehq/pulse/wire"
+)
+
+// protocol is the state of one connection as the protocol sees it: it
+// turns client lines into registry calls and reply lines. It knows nothing
+// of sockets, so that any transport (goroutine per connection, event loop,
+// TLS, WebSocket) can drive it with the lines it reads.
+type protocol struct {
+	srv    *Server
+	peer   string
+	link   registry.Link
+	session *registry.Handle // nil until HELLO is accepted
+	ack    bool
+}
+
+// outcome says what the transport does after writing a line's reply.
+type outcome uint8
+
+const (
+	keepOpen outcome = iota
+	closeConn
+)
+
+// onLine processes one line, appends the reply (if any) to out and says
+// whether to close the connection once out is written. A line that breaks
+// the protocol gets ERR and a close; if the session was registered, it
+// leaves with the reason "protocol".
+func (p *protocol) onLine(line []byte, out []byte) ([]byte, outcome) {
+	m, err := wire.Parse(line)
+	if err != nil {
+		var we *wire.Error
+		if !errors.As(err, &we) {
+			we = &wire.Error{Code: wire.CodeBadCommand, Message: err.Error()}
+		}
+		return p.reject(out, we)
+	}
+	switch m.Verb {
+	case wire.VerbBeat:
+		if p.session == nil {
+			return p.reject(out, &wire.Error{Code: wire.CodeNotRegistered, Message: "send HELLO <name> first"})
+		}
+		p.session.Beat(m.RTT)
+		if p.ack {
+			out = wire.AppendAck(out, m.Seq, m.HasSeq)
+		}
+		return out, keepOpen
+	case wire.VerbHello:
+		return p.hello(m, out)
+	case wire.VerbBye:
+		if p.session != nil {
+			p.session.Leave(pulse.ReasonBye, m.Reason)
+		}
+		return out, closeConn
+	}
+	return out, keepOpen // an empty line
+}
+
+func (p *protocol) hello(m wire.Message, out []byte) ([]byte, outcome) {
+	if p.session != nil {
+		return p.reject(out, &wire.Error{Code: wire.CodeAlreadyRegistered,
+			Message: "this connection is registered as " + p.session.Name() + "; open another to register another name"})
+	}
+	if p.srv.shuttingDown.Load() {
+		return p.reject(out, errShutdown)
+	}
+	h, err := p.srv.reg.Join(registry.Join{Name: m.Name, Peer: p.peer, Meta: m.Hello.Meta, Link: p.link})
+	if errors.Is(err, registry.ErrClosed) {
+		return p.reject(out, errShutdown)
+	}
+	if err != nil { // the name was checked by wire.Parse; nothing else can fail
+		return p.reject(out, &wire.Error{Code: wire.CodeInternal, Message: err.Error()})
+	}
+	p.session, p.ack = h, m.Hello.WantsAck()
+	t := p.srv.cfg.Timing
+	return wire.AppendWelcome(out, h.ID(), wire.Welcome{
+		IntervalMS: millis(h.Interval()),
+		TimeoutMS:  millis(t.Timeout()),
+		SuspectMS:  millis(t.Suspect()),
+		Ack:        p.ack,
+		Server:     "pulse/" + pulse.Version,
+	}), keepOpen
+}
+
+var errShutdown = &wire.Error{Code: wire.CodeShutdown, Message: "the server is shutting down; try another or retry later"}
+
+// reject appends ERR for e and ends the session if there is one.
+func (p *protocol) reject(out []byte, e *wire.Error) ([]byte, outcome) {
+	if p.session != nil {
+		p.session.Leave(pulse.ReasonProtocol, e.Error())
+	} else {
+		p.srv.log.Info("connection rejected", "peer", p.peer, "code", string(e.Code), "error", e.Message)
+	}
+	return wire.AppendErr(out, e.Code, e.Message), closeConn
+}
+
+// registered reports whether HELLO was accepted.
+func (p *protocol) registered() bool { return p.session != nil }
+
+// leave ends the session, if any, by the client's doing.
+func (p *protocol) leave(reason, detail string) {
+	if p.session != nil {
+		p.session.Leave(reason, detail)
+	}
+}
+
+func millis(d time.Duration) int64 { return int64(d / time.Millisecond) }

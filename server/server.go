@@ -1,0 +1,270 @@
+// Package server is the pulse heartbeat server: it accepts TCP connections,
+// speaks the line protocol (package wire) with each, and keeps their
+// sessions in a registry that declares the silent ones suspect and dead.
+//
+// Its lifecycle is the one net/http taught every Go programmer:
+//
+//	srv, err := server.New(server.Config{})
+//	go srv.Serve(ln)          // returns ErrServerClosed after Shutdown
+//	...
+//	srv.Shutdown(ctx)         // BYE to every client, then drain
+//
+// The server logs every session event with log/slog; Subscribe gives the
+// same events to a program.
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/pulsehq/pulse"
+	"github.com/pulsehq/pulse/registry"
+)
+
+// ErrServerClosed is returned by Serve after Shutdown or Close.
+var ErrServerClosed = errors.New("pulse: server closed")
+
+// Server is a pulse heartbeat server. Create it with New.
+type Server struct {
+	cfg Config
+	log *slog.Logger
+	reg *registry.Registry
+
+	shuttingDown atomic.Bool
+	done         chan struct{} // closed when shutting down
+
+	mu        sync.Mutex
+	listeners map[net.Listener]struct{}
+	conns     map[*conn]struct{}
+	connsWG   sync.WaitGroup
+	closeOnce sync.Once
+}
+
+// New returns a server with the given configuration; the zero Config means
+// the defaults. It checks the configuration first.
+func New(cfg Config) (*Server, error) {
+	if err := cfg.setDefaults(); err != nil {
+		return nil, err
+	}
+	s := &Server{
+		cfg:       cfg,
+		log:       cfg.Logger,
+		done:      make(chan struct{}),
+		listeners: make(map[net.Listener]struct{}),
+		conns:     make(map[*conn]struct{}),
+	}
+	reg, err := registry.New(registry.Config{
+		Policy:   cfg.Policy,
+		Interval: cfg.Timing.Interval,
+		OnEvent:  s.logEvent,
+		Logger:   cfg.Logger,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("pulse: %w", err)
+	}
+	s.reg = reg
+	return s, nil
+}
+
+// Config returns the server's configuration, defaults filled in.
+func (s *Server) Config() Config { return s.cfg }
+
+// ListenAndServe listens on the TCP address addr and serves it.
+func (s *Server) ListenAndServe(addr string) error {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return fmt.Errorf("pulse: listen: %w", err)
+	}
+	return s.Serve(ln)
+}
+
+// Serve accepts connections on ln and serves each in its own goroutine. It
+// returns ErrServerClosed after Shutdown or Close, or the listener's error.
+// Serve closes ln when it returns. A failing accept (such as running out of
+// file descriptors) is retried after a pause that grows up to a second.
+func (s *Server) Serve(ln net.Listener) error {
+	if !s.track(ln) {
+		ln.Close()
+		return ErrServerClosed
+	}
+	defer s.untrack(ln)
+	s.log.Info("listening", "addr", ln.Addr().String(), "interval", s.cfg.Timing.Interval,
+		"suspect_after", s.cfg.Timing.Suspect(), "timeout", s.cfg.Timing.Timeout(), "detector", s.cfg.Policy.Name())
+	var pause time.Duration
+	for {
+		nc, err := ln.Accept()
+		if err != nil {
+			if s.shuttingDown.Load() {
+				return ErrServerClosed
+			}
+			var ne net.Error
+			if errors.As(err, &ne) && !errors.Is(err, net.ErrClosed) {
+				pause = min(max(2*pause, 5*time.Millisecond), time.Second)
+				s.log.Warn("accept failed; pausing", "error", err, "pause", pause)
+				select {
+				case <-time.After(pause):
+					continue
+				case <-s.done:
+					return ErrServerClosed
+				}
+			}
+			return fmt.Errorf("pulse: accept: %w", err)
+		}
+		pause = 0
+		c := newConn(s, nc)
+		if !s.trackConn(c) {
+			c.finish(endShutdown)
+			continue
+		}
+		go c.serve()
+	}
+}
+
+func (s *Server) track(ln net.Listener) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.shuttingDown.Load() {
+		return false
+	}
+	s.listeners[ln] = struct{}{}
+	return true
+}
+
+func (s *Server) untrack(ln net.Listener) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	delete(s.listeners, ln)
+	ln.Close()
+}
+
+func (s *Server) trackConn(c *conn) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.shuttingDown.Load() {
+		return false
+	}
+	s.conns[c] = struct{}{}
+	s.connsWG.Add(1)
+	return true
+}
+
+// forget is called by a connection's goroutine as it exits.
+func (s *Server) forget(c *conn) {
+	s.mu.Lock()
+	delete(s.conns, c)
+	s.mu.Unlock()
+	s.connsWG.Done()
+}
+
+// Shutdown stops the server gracefully: it stops accepting, tells every
+// registered client "BYE shutdown" (each session leaves with the reason
+// "shutdown"), and waits for the connections to close. If ctx ends first,
+// the remaining connections are closed at once and Shutdown returns the
+// context's error. Either way, the events are delivered and subscriptions
+// closed before it returns.
+func (s *Server) Shutdown(ctx context.Context) error {
+	s.stop(endShutdown)
+	drained := make(chan struct{})
+	go func() {
+		s.connsWG.Wait()
+		close(drained)
+	}()
+	var err error
+	select {
+	case <-drained:
+	case <-ctx.Done():
+		err = ctx.Err()
+		s.mu.Lock()
+		for c := range s.conns {
+			c.nc.Close()
+		}
+		s.mu.Unlock()
+		<-drained
+	}
+	s.reg.Close()
+	return err
+}
+
+// Close stops the server at once: it closes the listeners and every
+// connection without a goodbye. Sessions leave with the reason "shutdown".
+func (s *Server) Close() error {
+	s.stop(endAbrupt)
+	s.connsWG.Wait()
+	s.reg.Close()
+	return nil
+}
+
+// stop stops accepting and ends every connection as e says.
+func (s *Server) stop(e *ending) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.shuttingDown.CompareAndSwap(false, true) {
+		close(s.done)
+		s.log.Info("shutting down", "sessions", s.reg.Len(), "connections", len(s.conns))
+	}
+	for ln := range s.listeners {
+		ln.Close()
+	}
+	for c := range s.conns {
+		c.end(e)
+	}
+}
+
+// Sessions returns a snapshot of the live sessions, sorted by name.
+func (s *Server) Sessions() []pulse.Session { return s.reg.Sessions() }
+
+// Session returns the named live session.
+func (s *Server) Session(name string) (pulse.Session, bool) { return s.reg.Lookup(name) }
+
+// Kick removes the named session: its client gets "ERR kicked <detail>"
+// and its connection is closed. It returns an error wrapping
+// registry.ErrNotFound if no live session has the name.
+func (s *Server) Kick(name, detail string) error {
+	if err := s.reg.Kick(name, detail); err != nil {
+		return fmt.Errorf("pulse: kick: %w", err)
+	}
+	return nil
+}
+
+// Subscribe returns a stream of the session events declared from now on;
+// see registry.Subscription. buffer is how many undelivered events it may
+// hold before it is dropped (zero means 1024).
+func (s *Server) Subscribe(buffer int) *registry.Subscription { return s.reg.Subscribe(buffer) }
+
+// SubscribeWithSnapshot returns a stream of events together with the live
+// sessions as they were just before its first event.
+func (s *Server) SubscribeWithSnapshot(buffer int) (*registry.Subscription, []pulse.Session) {
+	return s.reg.SubscribeWithSnapshot(buffer)
+}
+
+// logEvent writes one session event to the log.
+func (s *Server) logEvent(ev pulse.Event) {
+	level := slog.LevelInfo
+	switch ev.Kind {
+	case pulse.EventSuspect, pulse.EventDead, pulse.EventReplaced, pulse.EventKicked:
+		level = slog.LevelWarn
+	}
+	attrs := []slog.Attr{
+		slog.String("name", ev.Session.Name),
+		slog.String("id", ev.Session.ID),
+		slog.String("peer", ev.Session.Peer),
+		slog.String("reason", ev.Reason),
+	}
+	if ev.Detail != "" {
+		attrs = append(attrs, slog.String("detail", ev.Detail))
+	}
+	if !ev.Deadline.IsZero() {
+		attrs = append(attrs, slog.Duration("late", ev.Time.Sub(ev.Deadline)))
+	}
+	if ev.Kind.Ends() {
+		attrs = append(attrs, slog.Uint64("beats", ev.Session.Beats),
+			slog.Duration("connected", ev.Time.Sub(ev.Session.ConnectedAt).Round(time.Millisecond)))
+	}
+	s.log.LogAttrs(context.Background(), level, "session "+ev.Kind.String(), attrs...)
+}
