@@ -14,11 +14,11 @@ import (
 // of sockets, so that any transport (goroutine per connection, event loop,
 // TLS, WebSocket) can drive it with the lines it reads.
 type protocol struct {
-	srv    *Server
-	peer   string
-	link   registry.Link
+	srv     *Server
+	peer    string
+	link    registry.Link
 	session *registry.Handle // nil until HELLO is accepted
-	ack    bool
+	ack     bool
 }
 
 // outcome says what the transport does after writing a line's reply.
