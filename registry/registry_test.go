@@ -3,7 +3,6 @@ package registry
 import (
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"sync"
 	"testing"
@@ -34,7 +33,7 @@ func (l *link) endedWith() []pulse.EventKind {
 	return append([]pulse.EventKind(nil), l.ended...)
 }
 
-var quiet = slog.New(slog.NewTextHandler(io.Discard, nil))
+var quiet = slog.New(slog.DiscardHandler)
 
 func newRegistry(t *testing.T, timing pulse.Timing) *Registry {
 	t.Helper()

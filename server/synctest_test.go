@@ -15,7 +15,7 @@ import (
 	"github.com/pulsehq/pulse"
 )
 
-var quiet = slog.New(slog.NewTextHandler(io.Discard, nil))
+var quiet = slog.New(slog.DiscardHandler)
 
 // TestSeedScenarioEndToEnd replays the seed's case through the whole server
 // on fake time: a client registers and beats every 3 s, then falls silent

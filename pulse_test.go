@@ -1,0 +1,76 @@
+package pulse
+
+import (
+	"errors"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestValidName(t *testing.T) {
+	for _, ok := range []string{"a", "web-1", "eu.web_2:blue", strings.Repeat("x", 64), "A-Z.a_z:0-9"} {
+		if !ValidName(ok) {
+			t.Errorf("ValidName(%q) = false", ok)
+		}
+	}
+	for _, bad := range []string{"", strings.Repeat("x", 65), "a b", "a/b", "é", "a\n", "a\x00", "a,b", "*"} {
+		if ValidName(bad) {
+			t.Errorf("ValidName(%q) = true", bad)
+		}
+	}
+}
+
+func TestStateAndKindText(t *testing.T) {
+	for _, s := range []State{StateAlive, StateSuspect, StateDead} {
+		b, err := s.MarshalText()
+		if err != nil {
+			t.Fatal(err)
+		}
+		var back State
+		if err := back.UnmarshalText(b); err != nil || back != s || s.String() != string(b) {
+			t.Fatalf("%v round-trips to %v, %v", s, back, err)
+		}
+	}
+	if _, err := ParseState("zombie"); err == nil {
+		t.Fatal("ParseState accepted zombie")
+	}
+	if _, err := State(9).MarshalText(); err == nil {
+		t.Fatal("State(9) marshalled")
+	}
+	for k := EventJoined; k <= EventKicked; k++ {
+		b, err := k.MarshalText()
+		if err != nil {
+			t.Fatal(err)
+		}
+		var back EventKind
+		if err := back.UnmarshalText(b); err != nil || back != k {
+			t.Fatalf("%v round-trips to %v, %v", k, back, err)
+		}
+	}
+	ends := map[EventKind]bool{EventLeft: true, EventDead: true, EventReplaced: true, EventKicked: true}
+	for k := EventJoined; k <= EventKicked; k++ {
+		if k.Ends() != ends[k] {
+			t.Errorf("%v.Ends() = %v", k, k.Ends())
+		}
+	}
+}
+
+func TestTiming(t *testing.T) {
+	d := DefaultTiming()
+	if d.Timeout() != 15*time.Second || d.Suspect() != 4500*time.Millisecond || d.Validate() != nil {
+		t.Fatalf("default timing: timeout %v, suspect %v, %v", d.Timeout(), d.Suspect(), d.Validate())
+	}
+	for _, bad := range []Timing{
+		{Interval: 0, Misses: 5},
+		{Interval: time.Microsecond, Misses: 5},
+		{Interval: time.Second, Misses: 0},
+		{Interval: time.Second, Misses: 1001},
+		{Interval: time.Second, Misses: 5, SuspectAfter: -1},
+		{Interval: time.Second, Misses: 5, SuspectAfter: 5 * time.Second},
+		{Interval: time.Second, Misses: 1}, // suspect 1.5 s is past the 1 s timeout
+	} {
+		if err := bad.Validate(); !errors.Is(err, ErrInvalidTiming) {
+			t.Errorf("%+v: Validate() = %v", bad, err)
+		}
+	}
+}
