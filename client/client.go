@@ -177,12 +177,7 @@ func (c *Client) stop(err error) {
 	c.mu.Lock()
 	c.err = err
 	c.mu.Unlock()
-	c.set(func(s *Status) {
-		s.State, s.SessionID, s.Retry = StateClosed, "", 0
-		if err != nil {
-			s.Err = err
-		}
-	})
+	c.set(func(s *Status) { s.State, s.SessionID, s.Retry, s.Err = StateClosed, "", 0, err })
 }
 
 // permanent reports whether err is a rejection that retrying cannot fix.

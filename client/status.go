@@ -54,6 +54,7 @@ type Status struct {
 	Attempt int
 	// Retry is, in backoff, how long the client waits before trying again.
 	Retry time.Duration
-	// Err is why the last session or attempt ended, if it did.
+	// Err is why the last session or attempt ended, if it did; once
+	// closed, why the client stopped (nil after Close).
 	Err error
 }

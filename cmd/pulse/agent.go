@@ -1,0 +1,131 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"time"
+
+	"github.com/pulsehq/pulse"
+	"github.com/pulsehq/pulse/client"
+)
+
+// agentCommand registers a name with a server and keeps it alive until
+// SIGINT or SIGTERM, when it says BYE.
+type agentCommand struct {
+	stdout, stderr io.Writer
+	env            func(string) (string, bool)
+}
+
+const agentExamples = `  pulse agent --name web-1
+  pulse agent --server pulse.internal:7070 --name "$(hostname)" --meta region=eu --meta role=web
+  PULSE_SERVER=10.0.0.5:7070 PULSE_NAME=worker-3 pulse agent
+`
+
+// Run parses the flags and keeps the session alive until ctx ends.
+func (c *agentCommand) Run(ctx context.Context, args []string) error {
+	hostname, _ := os.Hostname()
+	fs := newFlagSet("agent", "Register a name with a pulse server and beat at the interval it grants.",
+		"The agent reconnects by itself, with exponential backoff and jitter, when the\n"+
+			"server goes away or stops answering. On SIGINT or SIGTERM it says BYE and\n"+
+			"exits 0. It exits 1 if the server rejects it for good: a bad name, or its\n"+
+			"session replaced by a newer one of the same name, or kicked.",
+		agentExamples, c.stdout, c.env)
+	var (
+		addr        = fs.String("server", "127.0.0.1:7070", "`address` of the pulse server")
+		name        = fs.String("name", hostname, "session `name`: 1-64 of A-Z a-z 0-9 . _ - :")
+		meta        = metaFlag{}
+		noAck       = fs.Bool("no-ack", false, "ask the server not to answer beats (no RTT, and a silent server goes unnoticed)")
+		minBackoff  = fs.Duration("backoff-min", client.DefaultMinBackoff, "first wait before reconnecting")
+		maxBackoff  = fs.Duration("backoff-max", client.DefaultMaxBackoff, "longest wait before reconnecting")
+		statusEvery = fs.Duration("status-every", time.Minute, "log the session's status this often while connected; 0 for never")
+		logs        logFlags
+	)
+	fs.defaults["name"] = "this host's name: " + hostname
+	fs.Var(meta, "meta", "a `key=value` label sent at registration; repeat for more")
+	logs.register(fs)
+	if err := fs.parse(args); err != nil {
+		return err
+	}
+	log, err := logs.logger(c.stderr)
+	if err != nil {
+		return err
+	}
+	if !pulse.ValidName(*name) {
+		return usageErrorf("--name %q is not 1-64 of A-Z a-z 0-9 . _ - :", *name)
+	}
+	if *minBackoff <= 0 || *maxBackoff < *minBackoff {
+		return usageErrorf("want 0 < --backoff-min <= --backoff-max, got %v and %v", *minBackoff, *maxBackoff)
+	}
+	if *statusEvery < 0 {
+		return usageErrorf("--status-every must not be negative")
+	}
+	log = log.With("server", *addr, "name", *name)
+
+	opts := []client.Option{
+		client.WithBackoff(*minBackoff, *maxBackoff),
+		client.OnStatus(func(s client.Status) { logStatus(log, s) }),
+	}
+	if len(meta) > 0 {
+		opts = append(opts, client.WithMeta(meta))
+	}
+	if *noAck {
+		opts = append(opts, client.WithoutAck())
+	}
+	cl, err := client.Dial(ctx, *addr, *name, opts...)
+	if err != nil {
+		if ctx.Err() != nil {
+			log.Info("stopped before registering")
+			return nil
+		}
+		return err
+	}
+
+	var tick <-chan time.Time
+	if *statusEvery > 0 {
+		t := time.NewTicker(*statusEvery)
+		defer t.Stop()
+		tick = t.C
+	}
+	for {
+		select {
+		case <-ctx.Done():
+			cl.Close() // says BYE
+			log.Info("said BYE; stopped")
+			return nil
+		case <-cl.Done():
+			err := cl.Err()
+			if errors.Is(err, client.ErrReplaced) {
+				return fmt.Errorf("stopped: another agent registered the name %q (%w)", *name, err)
+			}
+			return fmt.Errorf("stopped: %w", err)
+		case <-tick:
+			if s := cl.Status(); s.State == client.StateConnected {
+				log.Info("beating", "session", s.SessionID, "beats", s.Beats, "rtt", s.RTT, "connected_for", time.Since(s.Since).Round(time.Second))
+			}
+		}
+	}
+}
+
+// logStatus logs a change of the client's state.
+func logStatus(log *slog.Logger, s client.Status) {
+	switch s.State {
+	case client.StateConnecting:
+		if s.Attempt == 0 {
+			log.Info("connecting")
+		} else {
+			log.Debug("connecting", "attempt", s.Attempt+1)
+		}
+	case client.StateConnected:
+		log.Info("registered", "session", s.SessionID, "interval", s.Interval, "timeout", s.Timeout, "rtt", s.RTT)
+	case client.StateBackoff:
+		log.Warn("disconnected; retrying", "error", s.Err, "retry_in", s.Retry.Round(time.Millisecond), "attempt", s.Attempt)
+	case client.StateClosed:
+		if s.Err != nil {
+			log.Error("rejected by the server; stopping", "error", s.Err)
+		}
+	}
+}

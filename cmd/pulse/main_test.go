@@ -1,0 +1,270 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// patience bounds every wait: a way to fail instead of hanging, not a
+// timing assertion.
+const patience = 15 * time.Second
+
+var binary string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "pulse-cmd-test")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	binary = filepath.Join(dir, "pulse")
+	if out, err := exec.Command("go", "build", "-race", "-o", binary, ".").CombinedOutput(); err != nil {
+		// without -race where the race detector is not available
+		if out2, err2 := exec.Command("go", "build", "-o", binary, ".").CombinedOutput(); err2 != nil {
+			fmt.Fprintf(os.Stderr, "building pulse: %v\n%s\n%s", err, out, out2)
+			os.Exit(1)
+		}
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+// proc is a pulse process whose JSON log lines the test reads.
+type proc struct {
+	cmd  *exec.Cmd
+	logs chan map[string]any
+	done chan error
+}
+
+func start(t *testing.T, args ...string) *proc {
+	t.Helper()
+	cmd := exec.Command(binary, append(args, "--log-format", "json")...)
+	cmd.Env = append(os.Environ(), "PULSE_LOG_LEVEL=debug")
+	stderr, err := cmd.StderrPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	p := &proc{cmd: cmd, logs: make(chan map[string]any, 1000), done: make(chan error, 1)}
+	go func() {
+		sc := bufio.NewScanner(stderr)
+		for sc.Scan() {
+			var rec map[string]any
+			if err := json.Unmarshal(sc.Bytes(), &rec); err != nil {
+				rec = map[string]any{"msg": "(not JSON) " + sc.Text()}
+			}
+			p.logs <- rec
+		}
+		close(p.logs)
+		p.done <- cmd.Wait()
+	}()
+	t.Cleanup(func() {
+		_ = cmd.Process.Kill()
+	})
+	return p
+}
+
+// await returns the first log record with the message msg whose attributes
+// include want.
+func (p *proc) await(t *testing.T, msg string, want map[string]any) map[string]any {
+	t.Helper()
+	timeout := time.After(patience)
+	for {
+		select {
+		case rec, ok := <-p.logs:
+			if !ok {
+				t.Fatalf("%s exited before logging %q %v", p.cmd.Args[1], msg, want)
+			}
+			if rec["msg"] != msg {
+				continue
+			}
+			match := true
+			for k, v := range want {
+				if fmt.Sprint(rec[k]) != fmt.Sprint(v) {
+					match = false
+				}
+			}
+			if match {
+				return rec
+			}
+		case <-timeout:
+			t.Fatalf("%s did not log %q %v", p.cmd.Args[1], msg, want)
+		}
+	}
+}
+
+// exit signals the process and returns its exit code.
+func (p *proc) exit(t *testing.T, sig syscall.Signal) int {
+	t.Helper()
+	if err := p.cmd.Process.Signal(sig); err != nil {
+		t.Fatal(err)
+	}
+	go func() {
+		for range p.logs { // keep draining so the process never blocks on its log
+		}
+	}()
+	select {
+	case err := <-p.done:
+		var ee *exec.ExitError
+		if errors.As(err, &ee) {
+			return ee.ExitCode()
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		return 0
+	case <-time.After(patience):
+		t.Fatalf("%s did not exit after %v", p.cmd.Args[1], sig)
+	}
+	return -1
+}
+
+// TestServeAndAgent runs the two commands as a user would: the agent
+// registers and beats; Ctrl-C makes it say BYE and exit 0; SIGTERM makes
+// the server say BYE to its clients and exit 0, and the agent retries.
+func TestServeAndAgent(t *testing.T) {
+	srv := start(t, "serve", "--listen", "127.0.0.1:0", "--interval", "100ms")
+	addr := srv.await(t, "listening", map[string]any{"interval": "100ms", "timeout": "500ms", "suspect_after": "150ms"})["addr"].(string)
+
+	agent := start(t, "agent", "--server", addr, "--name", "web-1", "--meta", "role=web", "--status-every", "250ms")
+	reg := agent.await(t, "registered", map[string]any{"name": "web-1", "interval": "100ms"})
+	joined := srv.await(t, "session joined", map[string]any{"name": "web-1", "reason": "hello"})
+	if reg["session"] != joined["id"] {
+		t.Fatalf("agent registered as %v, server says %v", reg["session"], joined["id"])
+	}
+	if beating := agent.await(t, "beating", nil); beating["beats"].(float64) < 1 || beating["rtt"] == "0s" {
+		t.Fatalf("agent status %v: no beats or no round trip", beating)
+	}
+	if code := agent.exit(t, syscall.SIGINT); code != 0 {
+		t.Fatalf("agent exited %d after SIGINT, want 0", code)
+	}
+	if left := srv.await(t, "session left", map[string]any{"name": "web-1", "reason": "bye"}); left["beats"].(float64) < 1 {
+		t.Fatalf("the server counted %v beats", left["beats"])
+	}
+
+	second := start(t, "agent", "--server", addr, "--name", "web-2", "--backoff-min", "50ms", "--backoff-max", "100ms")
+	second.await(t, "registered", map[string]any{"name": "web-2"})
+	srv.await(t, "session joined", map[string]any{"name": "web-2"})
+	if code := srv.exit(t, syscall.SIGTERM); code != 0 {
+		t.Fatalf("serve exited %d after SIGTERM, want 0", code)
+	}
+	retry := second.await(t, "disconnected; retrying", nil)
+	if !strings.Contains(retry["error"].(string), "BYE") {
+		t.Fatalf("agent retried after %v, want the server's BYE", retry["error"])
+	}
+	second.await(t, "connecting", map[string]any{"attempt": 2}) // it keeps trying
+	if code := second.exit(t, syscall.SIGTERM); code != 0 {
+		t.Fatalf("agent exited %d after SIGTERM while retrying, want 0", code)
+	}
+}
+
+// TestAgentReplacedExitsOne: an agent whose name another agent takes stops
+// with exit code 1 and says why.
+func TestAgentReplacedExitsOne(t *testing.T) {
+	srv := start(t, "serve", "--listen", "127.0.0.1:0")
+	addr := srv.await(t, "listening", nil)["addr"].(string)
+	first := start(t, "agent", "--server", addr, "--name", "twin")
+	first.await(t, "registered", nil)
+	second := start(t, "agent", "--server", addr, "--name", "twin")
+	second.await(t, "registered", nil)
+	first.await(t, "rejected by the server; stopping", nil)
+	select {
+	case err := <-first.done:
+		var ee *exec.ExitError
+		if !errors.As(err, &ee) || ee.ExitCode() != 1 {
+			t.Fatalf("replaced agent: %v, want exit 1", err)
+		}
+	case <-time.After(patience):
+		t.Fatal("the replaced agent did not exit")
+	}
+	second.exit(t, syscall.SIGINT)
+	srv.exit(t, syscall.SIGINT)
+}
+
+func TestUsageErrorsExitTwo(t *testing.T) {
+	tests := []struct {
+		args []string
+		env  map[string]string
+		code int
+		out  string // in stderr
+	}{
+		{nil, nil, 2, "Commands:"},
+		{[]string{"frobnicate"}, nil, 2, `unknown command "frobnicate"`},
+		{[]string{"serve", "--interval", "0"}, nil, 2, "interval must be positive"},
+		{[]string{"serve", "--misses", "1"}, nil, 2, "must be shorter than the timeout"},
+		{[]string{"serve", "--nope"}, nil, 2, "flag provided but not defined"},
+		{[]string{"serve", "stray"}, nil, 2, `unexpected argument "stray"`},
+		{[]string{"serve"}, map[string]string{"PULSE_MISSES": "many"}, 2, `invalid value "many" for --misses from PULSE_MISSES`},
+		{[]string{"serve", "--log-level", "loud"}, nil, 2, "--log-level"},
+		{[]string{"serve", "--listen", "not-an-address"}, nil, 1, "missing port"},
+		{[]string{"agent", "--name", "no spaces"}, nil, 2, "is not 1-64 of"},
+		{[]string{"agent", "--backoff-min", "2s", "--backoff-max", "1s"}, nil, 2, "--backoff-min"},
+		{[]string{"agent", "--meta", "novalue"}, nil, 2, "want key=value"},
+	}
+	for _, tt := range tests {
+		var stdout, stderr bytes.Buffer
+		cmdEnv := func(k string) (string, bool) { v, ok := tt.env[k]; return v, ok }
+		code := runWith(context.Background(), tt.args, &stdout, &stderr, cmdEnv)
+		if code != tt.code || !strings.Contains(stderr.String(), tt.out) {
+			t.Errorf("pulse %v: exit %d, stderr %q; want %d and %q", tt.args, code, stderr.String(), tt.code, tt.out)
+		}
+	}
+}
+
+func TestHelp(t *testing.T) {
+	for _, cmd := range []string{"serve", "agent"} {
+		var stdout, stderr bytes.Buffer
+		if code := run(context.Background(), []string{cmd, "--help"}, &stdout, &stderr); code != 0 {
+			t.Fatalf("%s --help exited %d", cmd, code)
+		}
+		help := stdout.String()
+		for _, want := range []string{"Usage: pulse " + cmd, "Examples:", "PULSE_LOG_LEVEL", "--log-format FORMAT"} {
+			if !strings.Contains(help, want) {
+				t.Errorf("%s --help lacks %q:\n%s", cmd, want, help)
+			}
+		}
+	}
+	var stdout bytes.Buffer
+	run(context.Background(), []string{"serve", "-h"}, &stdout, io.Discard)
+	for _, want := range []string{"--listen ADDRESS", "PULSE_LISTEN", "(default 127.0.0.1:7070)", "--suspect-after DURATION", "(default 1.5 × interval)"} {
+		if !strings.Contains(stdout.String(), want) {
+			t.Errorf("serve --help lacks %q", want)
+		}
+	}
+	stdout.Reset()
+	if run(context.Background(), []string{"version"}, &stdout, io.Discard) != 0 || !strings.HasPrefix(stdout.String(), "pulse ") {
+		t.Fatalf("version printed %q", stdout.String())
+	}
+}
+
+func TestEnvironmentSetsFlags(t *testing.T) {
+	env := map[string]string{"PULSE_INTERVAL": "2s", "PULSE_MISSES": "4", "PULSE_LISTEN": "127.0.0.1:9"}
+	fs := newFlagSet("x", "", "", "", io.Discard, func(k string) (string, bool) { v, ok := env[k]; return v, ok })
+	interval := fs.Duration("interval", time.Second, "")
+	misses := fs.Int("misses", 5, "")
+	listen := fs.String("listen", "127.0.0.1:7070", "")
+	if err := fs.parse([]string{"--misses", "7"}); err != nil {
+		t.Fatal(err)
+	}
+	if *interval != 2*time.Second || *misses != 7 || *listen != "127.0.0.1:9" {
+		t.Fatalf("interval %v, misses %d, listen %s: the environment should fill what the command line left", *interval, *misses, *listen)
+	}
+	if envName("suspect-after") != "PULSE_SUSPECT_AFTER" {
+		t.Fatal(envName("suspect-after"))
+	}
+}
