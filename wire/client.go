@@ -3,6 +3,7 @@ package wire
 import (
 	"bytes"
 	"strconv"
+	"strings"
 	"time"
 	"unicode/utf8"
 
@@ -127,20 +128,29 @@ func parseHello(rest []byte) (Message, error) {
 	return m, nil
 }
 
-// reason turns the tail of a BYE into a short valid UTF-8 string.
+// reason turns the tail of a BYE into short printable text: valid UTF-8,
+// control characters as spaces, no blanks at the ends, at most
+// MaxReasonBytes bytes of whole runes.
 func reason(b []byte) string {
 	if len(b) == 0 {
 		return ""
 	}
-	if len(b) > MaxReasonBytes {
+	s := strings.Map(func(r rune) rune {
+		if r < 0x20 || r == 0x7f {
+			return ' '
+		}
+		return r
+	}, string(bytes.ToValidUTF8(b, []byte("\uFFFD"))))
+	s = strings.TrimSpace(s)
+	if len(s) > MaxReasonBytes {
 		// cut before the rune that straddles the limit
 		i := MaxReasonBytes
-		for i > 0 && !utf8.RuneStart(b[i]) {
+		for i > 0 && !utf8.RuneStart(s[i]) {
 			i--
 		}
-		b = b[:i]
+		s = strings.TrimSpace(s[:i])
 	}
-	return string(bytes.ToValidUTF8(b, []byte("\uFFFD")))
+	return s
 }
 
 // cut splits b at its first run of spaces into the token before it and the

@@ -30,6 +30,7 @@ func TestParseClientLines(t *testing.T) {
 		{"BYE", Message{Verb: VerbBye}},
 		{"BYE going home", Message{Verb: VerbBye, Reason: "going home"}},
 		{"BYE \xff", Message{Verb: VerbBye, Reason: "\uFFFD"}},
+		{"BYE a\x00b\fc\r", Message{Verb: VerbBye, Reason: "a b c"}},
 	}
 	for _, tt := range tests {
 		got, err := Parse([]byte(tt.line))
