@@ -121,7 +121,7 @@ func TestSeedScenario(t *testing.T) {
 			t.Fatalf("session while suspect: %+v", s)
 		}
 
-		time.Sleep(last.Add(15*time.Second).Sub(time.Now()) - time.Nanosecond)
+		time.Sleep(time.Until(last.Add(15*time.Second)) - time.Nanosecond)
 		if evs := drain(t, sub); len(evs) != 0 || len(l.endedWith()) != 0 {
 			t.Fatalf("%s before the dead deadline", kinds(evs))
 		}

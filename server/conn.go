@@ -98,12 +98,15 @@ func (c *conn) serve() {
 			_ = c.nc.SetReadDeadline(time.Time{}) // the hello timeout no longer applies
 		}
 		if next == closeConn {
-			c.write()
 			c.close()
 			return
 		}
 		// Answer a burst of lines with one write.
 		if !c.lines.Ready() && !c.write() {
+			if e := c.ending.Load(); e != nil {
+				c.finish(e) // the server closed the connection under us
+				return
+			}
 			c.proto.leave(pulse.ReasonError, "write: client does not read (slow consumer) or is gone")
 			c.nc.Close()
 			return
@@ -141,12 +144,10 @@ func (c *conn) readFailed(err error) {
 		c.nc.Close()
 	case errors.Is(err, wire.ErrLineTooLong):
 		c.out, _ = c.proto.reject(c.out, wire.ErrLineTooLong)
-		c.write()
 		c.close()
 	case !c.proto.registered() && errors.As(err, &ne) && ne.Timeout():
 		c.out, _ = c.proto.reject(c.out, &wire.Error{Code: wire.CodeHelloTimeout,
 			Message: "no HELLO within " + c.srv.cfg.HelloTimeout.String()})
-		c.write()
 		c.close()
 	default:
 		c.proto.leave(pulse.ReasonError, "read: "+errorText(err))
@@ -170,16 +171,20 @@ func (c *conn) finish(e *ending) {
 		c.nc.Close()
 		return
 	}
-	c.writeDeadline = time.Time{}
-	c.write()
 	c.close()
 }
 
-// close closes the connection after its last line: it sends FIN, then
-// drains what the client still sends for a moment, so that the kernel does
-// not answer unread input with a reset that could destroy the last line
-// before the client reads it.
+// close sends what is pending as the connection's last words and closes
+// it. The last write gets only a moment: a client that does not read is
+// not waited for. Then it sends FIN and drains what the client still sends
+// for a moment, so that the kernel does not answer unread input with a
+// reset that could destroy the last line before the client reads it.
 func (c *conn) close() {
+	if len(c.out) > 0 {
+		_ = c.nc.SetWriteDeadline(time.Now().Add(lingerTimeout))
+		_, _ = c.nc.Write(c.out)
+		c.out = c.out[:0]
+	}
 	tcp, ok := c.nc.(interface{ CloseWrite() error })
 	if !ok || tcp.CloseWrite() != nil {
 		c.nc.Close()

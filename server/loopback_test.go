@@ -457,3 +457,33 @@ func TestConfigValidation(t *testing.T) {
 		t.Fatalf("DefaultConfig() = %+v", d)
 	}
 }
+
+// TestSlowConsumerIsCut: a client that sends beats but never reads its
+// ACKs fills its socket buffers; the server cuts it after the write
+// timeout, and a healthy session beside it is not held up.
+func TestSlowConsumerIsCut(t *testing.T) {
+	ts := startServer(t, Config{WriteTimeout: 200 * time.Millisecond})
+	healthy := ts.dial(t)
+	healthy.register(t, ts, "healthy")
+
+	hog := ts.dial(t)
+	_ = hog.Conn.(*net.TCPConn).SetReadBuffer(4096)
+	hog.register(t, ts, "hog")
+	go func() {
+		batch := []byte(strings.Repeat("BEAT 123456789\n", 1000))
+		for {
+			if _, err := hog.Write(batch); err != nil {
+				return // cut
+			}
+		}
+	}()
+	ev := ts.expect(t, pulse.EventLeft, "hog", pulse.ReasonError)
+	if !strings.Contains(ev.Detail, "slow consumer") {
+		t.Fatalf("left detail %q, want slow consumer", ev.Detail)
+	}
+	healthy.say(t, "BEAT 1")
+	healthy.hear(t, "ACK 1")
+	if s, _ := ts.Session("healthy"); s.State != pulse.StateAlive {
+		t.Fatalf("healthy session %v", s.State)
+	}
+}

@@ -43,7 +43,6 @@ type Server struct {
 	listeners map[net.Listener]struct{}
 	conns     map[*conn]struct{}
 	connsWG   sync.WaitGroup
-	closeOnce sync.Once
 }
 
 // New returns a server with the given configuration; the zero Config means
@@ -213,6 +212,9 @@ func (s *Server) stop(e *ending) {
 	}
 	for c := range s.conns {
 		c.end(e)
+		if e.abrupt {
+			c.nc.Close() // also interrupts a blocked write
+		}
 	}
 }
 
