@@ -1,9 +1,6 @@
 package pulse
 
-import (
-	"fmt"
-	"time"
-)
+import "time"
 
 // EventKind says what happened to a session.
 type EventKind uint8
@@ -27,7 +24,7 @@ const (
 	EventKicked
 )
 
-var eventKindNames = [...]string{
+var eventKindNames = enumNames{typ: "event kind", names: []string{
 	EventJoined:    "joined",
 	EventSuspect:   "suspect",
 	EventRecovered: "recovered",
@@ -35,23 +32,13 @@ var eventKindNames = [...]string{
 	EventDead:      "dead",
 	EventReplaced:  "replaced",
 	EventKicked:    "kicked",
-}
+}}
 
 // String returns the lower-case name of the kind, such as "joined".
-func (k EventKind) String() string {
-	if int(k) < len(eventKindNames) && eventKindNames[k] != "" {
-		return eventKindNames[k]
-	}
-	return fmt.Sprintf("EventKind(%d)", uint8(k))
-}
+func (k EventKind) String() string { return eventKindNames.name(uint8(k)) }
 
 // MarshalText encodes the kind as its name.
-func (k EventKind) MarshalText() ([]byte, error) {
-	if int(k) >= len(eventKindNames) || eventKindNames[k] == "" {
-		return nil, fmt.Errorf("pulse: invalid event kind %d", uint8(k))
-	}
-	return []byte(eventKindNames[k]), nil
-}
+func (k EventKind) MarshalText() ([]byte, error) { return eventKindNames.marshal(uint8(k)) }
 
 // UnmarshalText decodes a kind from its name.
 func (k *EventKind) UnmarshalText(text []byte) error {
@@ -65,12 +52,8 @@ func (k *EventKind) UnmarshalText(text []byte) error {
 
 // ParseEventKind returns the event kind with the given name.
 func ParseEventKind(name string) (EventKind, error) {
-	for i, n := range eventKindNames {
-		if n != "" && n == name {
-			return EventKind(i), nil
-		}
-	}
-	return 0, fmt.Errorf("pulse: unknown event kind %q", name)
+	v, err := eventKindNames.parse(name)
+	return EventKind(v), err
 }
 
 // Ends reports whether an event of this kind removes the session from the table.

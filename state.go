@@ -1,7 +1,5 @@
 package pulse
 
-import "fmt"
-
 // State is the liveness of a session as the server judges it.
 type State uint8
 
@@ -14,23 +12,13 @@ const (
 	StateDead
 )
 
-var stateNames = [...]string{StateAlive: "alive", StateSuspect: "suspect", StateDead: "dead"}
+var stateNames = enumNames{typ: "state", names: []string{StateAlive: "alive", StateSuspect: "suspect", StateDead: "dead"}}
 
 // String returns the lower-case name of the state: "alive", "suspect" or "dead".
-func (s State) String() string {
-	if int(s) < len(stateNames) && stateNames[s] != "" {
-		return stateNames[s]
-	}
-	return fmt.Sprintf("State(%d)", uint8(s))
-}
+func (s State) String() string { return stateNames.name(uint8(s)) }
 
 // MarshalText encodes the state as its name.
-func (s State) MarshalText() ([]byte, error) {
-	if int(s) >= len(stateNames) || stateNames[s] == "" {
-		return nil, fmt.Errorf("pulse: invalid state %d", uint8(s))
-	}
-	return []byte(stateNames[s]), nil
-}
+func (s State) MarshalText() ([]byte, error) { return stateNames.marshal(uint8(s)) }
 
 // UnmarshalText decodes a state from its name.
 func (s *State) UnmarshalText(text []byte) error {
@@ -44,10 +32,6 @@ func (s *State) UnmarshalText(text []byte) error {
 
 // ParseState returns the state with the given name.
 func ParseState(name string) (State, error) {
-	for i, n := range stateNames {
-		if n != "" && n == name {
-			return State(i), nil
-		}
-	}
-	return 0, fmt.Errorf("pulse: unknown state %q (want alive, suspect or dead)", name)
+	v, err := stateNames.parse(name)
+	return State(v), err
 }
