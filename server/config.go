@@ -19,11 +19,12 @@ const (
 	lingerTimeout = 500 * time.Millisecond
 )
 
-// Config configures a Server. The zero value is the seed's defaults: beats
-// every 3 s, suspect after 4.5 s, dead after 15 s.
+// Config configures a Server. Zero fields mean the defaults, which are the
+// seed's: beats every 3 s, suspect after 4.5 s, dead after 15 s.
 type Config struct {
-	// Timing is the beat interval and the allowed misses. The zero value
-	// means pulse.DefaultTiming().
+	// Timing is the beat interval, the allowed misses and the suspect
+	// delay. Zero fields mean pulse.DefaultInterval, pulse.DefaultMisses
+	// and pulse.SuspectFactor × the interval.
 	Timing pulse.Timing
 	// HelloTimeout is how long a new connection may take to send HELLO.
 	// Zero means 10 s.
@@ -43,35 +44,35 @@ type Config struct {
 // with every default filled in.
 func DefaultConfig() Config {
 	c := Config{}
-	_ = c.setDefaults()
+	c.fillDefaults()
 	return c
 }
 
 // ErrInvalidConfig is wrapped by the errors of Config.Validate.
 var ErrInvalidConfig = errors.New("invalid server config")
 
-// Validate reports nonsense before anything starts.
+// Validate reports nonsense, with the defaults filled in, before anything
+// starts.
 func (c Config) Validate() error {
-	if c.Timing != (pulse.Timing{}) {
-		if err := c.Timing.Validate(); err != nil {
-			return fmt.Errorf("%w: %w", ErrInvalidConfig, err)
-		}
-	}
 	if c.HelloTimeout < 0 {
 		return fmt.Errorf("%w: hello timeout must not be negative, got %v", ErrInvalidConfig, c.HelloTimeout)
 	}
 	if c.WriteTimeout < 0 {
 		return fmt.Errorf("%w: write timeout must not be negative, got %v", ErrInvalidConfig, c.WriteTimeout)
 	}
+	c.fillDefaults()
+	if err := c.Timing.Validate(); err != nil {
+		return fmt.Errorf("%w: %w", ErrInvalidConfig, err)
+	}
 	return nil
 }
 
-func (c *Config) setDefaults() error {
-	if err := c.Validate(); err != nil {
-		return err
+func (c *Config) fillDefaults() {
+	if c.Timing.Interval == 0 {
+		c.Timing.Interval = pulse.DefaultInterval
 	}
-	if c.Timing == (pulse.Timing{}) {
-		c.Timing = pulse.DefaultTiming()
+	if c.Timing.Misses == 0 {
+		c.Timing.Misses = pulse.DefaultMisses
 	}
 	if c.HelloTimeout == 0 {
 		c.HelloTimeout = pulse.DefaultHelloTimeout
@@ -85,5 +86,13 @@ func (c *Config) setDefaults() error {
 	if c.Logger == nil {
 		c.Logger = slog.Default()
 	}
+}
+
+// setDefaults checks the configuration and fills in the defaults.
+func (c *Config) setDefaults() error {
+	if err := c.Validate(); err != nil {
+		return err
+	}
+	c.fillDefaults()
 	return nil
 }

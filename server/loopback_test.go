@@ -443,7 +443,8 @@ func TestShutdownSaysBye(t *testing.T) {
 func TestConfigValidation(t *testing.T) {
 	for _, cfg := range []Config{
 		{Timing: pulse.Timing{Interval: -time.Second, Misses: 5}},
-		{Timing: pulse.Timing{Interval: time.Second, Misses: 0}},
+		{Timing: pulse.Timing{Interval: time.Second, Misses: -1}},
+		{Timing: pulse.Timing{Interval: time.Second, Misses: 1}}, // suspect at 1.5 s is after death at 1 s
 		{Timing: pulse.Timing{Interval: time.Second, Misses: 2, SuspectAfter: 3 * time.Second}},
 		{HelloTimeout: -1},
 		{WriteTimeout: -1},
@@ -455,6 +456,15 @@ func TestConfigValidation(t *testing.T) {
 	d := DefaultConfig()
 	if d.Timing != pulse.DefaultTiming() || d.HelloTimeout != 10*time.Second || d.Policy == nil || d.Policy.Name() != "fixed" {
 		t.Fatalf("DefaultConfig() = %+v", d)
+	}
+	// Zero fields take their defaults one by one.
+	srv, err := New(Config{Timing: pulse.Timing{Interval: time.Second}, Logger: quiet})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Close()
+	if got := srv.Config().Timing; got.Interval != time.Second || got.Misses != 5 || got.Timeout() != 5*time.Second || got.Suspect() != 1500*time.Millisecond {
+		t.Fatalf("timing with only the interval set: %+v", got)
 	}
 }
 
