@@ -23,9 +23,6 @@ import (
 
 // Errors a client reports.
 var (
-	// ErrClosed is returned by Dial when the client was closed before it
-	// registered.
-	ErrClosed = errors.New("pulse client: closed")
 	// ErrServerLost: nothing came from the server within the timeout it
 	// granted.
 	ErrServerLost = errors.New("pulse client: server stopped answering")
