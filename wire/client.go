@@ -5,6 +5,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode"
 	"unicode/utf8"
 
 	"github.com/pulsehq/pulse"
@@ -129,14 +130,14 @@ func parseHello(rest []byte) (Message, error) {
 }
 
 // reason turns the tail of a BYE into short printable text: valid UTF-8,
-// control characters as spaces, no blanks at the ends, at most
-// MaxReasonBytes bytes of whole runes.
+// control characters (C0, DEL, C1) as spaces, no blanks at the ends, at
+// most MaxReasonBytes bytes of whole runes.
 func reason(b []byte) string {
 	if len(b) == 0 {
 		return ""
 	}
 	s := strings.Map(func(r rune) rune {
-		if r < 0x20 || r == 0x7f {
+		if unicode.IsControl(r) {
 			return ' '
 		}
 		return r
@@ -153,14 +154,15 @@ func reason(b []byte) string {
 	return s
 }
 
-// cut splits b at its first run of spaces into the token before it and the
-// rest after it.
+// cut splits b at its first run of spaces and tabs into the token before
+// it and the rest after it.
 func cut(b []byte) (tok, rest []byte) {
-	i := bytes.IndexByte(b, ' ')
-	if i < 0 {
-		return b, nil
+	for i, c := range b {
+		if c == ' ' || c == '\t' {
+			return b[:i], trimSpace(b[i+1:])
+		}
 	}
-	return b[:i], trimSpace(b[i+1:])
+	return b, nil
 }
 
 func trimSpace(b []byte) []byte {

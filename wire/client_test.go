@@ -31,6 +31,9 @@ func TestParseClientLines(t *testing.T) {
 		{"BYE going home", Message{Verb: VerbBye, Reason: "going home"}},
 		{"BYE \xff", Message{Verb: VerbBye, Reason: "\uFFFD"}},
 		{"BYE a\x00b\fc\r", Message{Verb: VerbBye, Reason: "a b c"}},
+		{"BYE a\u009b31mred\u0085x", Message{Verb: VerbBye, Reason: "a 31mred x"}},
+		{"HELLO\ttabby\t{}", Message{Verb: VerbHello, Name: "tabby"}},
+		{"BEAT\t1 \t 2", Message{Verb: VerbBeat, Seq: 1, HasSeq: true, RTT: 2 * time.Microsecond}},
 	}
 	for _, tt := range tests {
 		got, err := Parse([]byte(tt.line))
@@ -77,7 +80,8 @@ func TestParseRejects(t *testing.T) {
 		{"HELLO alice [1]", CodeBadOptions, "JSON object"},
 		{"HELLO alice {", CodeBadOptions, "bad JSON"},
 		{`HELLO alice {"ack":"yes"}`, CodeBadOptions, `"ack" has the wrong type`},
-		{`HELLO alice {"meta":{"a":1}}`, CodeBadOptions, "wrong type"},
+		{`HELLO alice {"meta":{"a":1}}`, CodeBadOptions, "meta must be an object of strings"},
+		{`HELLO alice {"meta":[]}`, CodeBadOptions, "meta must be an object of strings"},
 		{`HELLO alice {"meta":{"bad key":"x"}}`, CodeBadOptions, `meta key "bad key"`},
 		{`HELLO alice {"meta":{"k":"` + strings.Repeat("v", 257) + `"}}`, CodeBadOptions, "over 256 bytes"},
 		{`HELLO alice {} {}`, CodeBadOptions, "bad JSON"},

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"sort"
+	"strings"
 
 	"github.com/pulsehq/pulse"
 )
@@ -42,13 +43,16 @@ func ParseHelloOptions(b []byte) (HelloOptions, error) {
 	if err := json.Unmarshal(b, &o); err != nil {
 		return HelloOptions{}, newError(CodeBadOptions, "options are not valid: "+oneLine(jsonError(err)))
 	}
-	if err := validateMeta(o.Meta); err != nil {
+	if err := ValidateMeta(o.Meta); err != nil {
 		return HelloOptions{}, err
 	}
 	return o, nil
 }
 
-func validateMeta(meta map[string]string) error {
+// ValidateMeta checks labels against the limits of HELLO: at most 32, keys
+// like session names, values of at most 256 bytes. It returns an *Error
+// with code bad_options.
+func ValidateMeta(meta map[string]string) error {
 	if len(meta) > MaxMetaKeys {
 		return newError(CodeBadOptions, fmt.Sprintf("meta has %d labels, at most %d allowed", len(meta), MaxMetaKeys))
 	}
@@ -74,6 +78,9 @@ func jsonError(err error) string {
 	var se *json.SyntaxError
 	switch {
 	case errors.As(err, &te):
+		if te.Field == "meta" || strings.HasPrefix(te.Field, "meta.") {
+			return "meta must be an object of strings, such as {\"region\":\"eu\"}"
+		}
 		if te.Field != "" {
 			return fmt.Sprintf("%q has the wrong type (%s)", te.Field, te.Value)
 		}
