@@ -60,14 +60,28 @@ func TestTiming(t *testing.T) {
 	if d.Timeout() != 15*time.Second || d.Suspect() != 4500*time.Millisecond || d.Validate() != nil {
 		t.Fatalf("default timing: timeout %v, suspect %v, %v", d.Timeout(), d.Suspect(), d.Validate())
 	}
+	for _, ok := range []Timing{
+		{Interval: time.Second, Misses: 2},
+		{Interval: 24 * time.Hour, Misses: 1000},
+		{Interval: time.Millisecond, Misses: 3, SuspectAfter: 1001 * time.Microsecond},
+	} {
+		if err := ok.Validate(); err != nil {
+			t.Errorf("%+v: %v", ok, err)
+		}
+	}
 	for _, bad := range []Timing{
 		{Interval: 0, Misses: 5},
 		{Interval: time.Microsecond, Misses: 5},
 		{Interval: time.Second, Misses: 0},
 		{Interval: time.Second, Misses: 1001},
+		{Interval: 25 * time.Hour, Misses: 5},
+		{Interval: 1000000 * time.Hour, Misses: 5}, // interval × misses would overflow
+		{Interval: time.Second, Misses: 5, SuspectAfter: time.Second},
+		{Interval: time.Second, Misses: 5, SuspectAfter: 500 * time.Millisecond},
 		{Interval: time.Second, Misses: 5, SuspectAfter: -1},
 		{Interval: time.Second, Misses: 5, SuspectAfter: 5 * time.Second},
-		{Interval: time.Second, Misses: 1}, // suspect 1.5 s is past the 1 s timeout
+		{Interval: time.Second, Misses: 1},
+		{Interval: time.Second, Misses: 2, SuspectAfter: 2 * time.Second},
 	} {
 		if err := bad.Validate(); !errors.Is(err, ErrInvalidTiming) {
 			t.Errorf("%+v: Validate() = %v", bad, err)

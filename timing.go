@@ -48,25 +48,37 @@ func (t Timing) Suspect() time.Duration {
 	return time.Duration(float64(t.Interval) * SuspectFactor)
 }
 
+// MaxInterval is the longest beat interval a Timing may have.
+const MaxInterval = 24 * time.Hour
+
 // ErrInvalidTiming is wrapped by the errors Timing.Validate returns.
 var ErrInvalidTiming = errors.New("invalid timing")
 
-// Validate reports nonsense: a non-positive interval, fewer than one miss, or
-// a suspect delay that is not shorter than the timeout.
+// Validate reports timing that cannot work: an interval that is not
+// positive or is over MaxInterval; fewer than 2 misses (with one, a client
+// that beats on time is dead whenever a beat is late by any amount); a
+// suspect delay not longer than the interval (every healthy client would be
+// suspect between its beats) or not shorter than the timeout.
 func (t Timing) Validate() error {
 	switch {
 	case t.Interval <= 0:
-		return fmt.Errorf("%w: interval must be positive, got %v", ErrInvalidTiming, t.Interval)
+		return fmt.Errorf("%w: the interval must be positive, got %v", ErrInvalidTiming, t.Interval)
 	case t.Interval < time.Millisecond:
-		return fmt.Errorf("%w: interval must be at least 1ms, got %v", ErrInvalidTiming, t.Interval)
-	case t.Misses < 1:
-		return fmt.Errorf("%w: misses must be at least 1, got %d", ErrInvalidTiming, t.Misses)
+		return fmt.Errorf("%w: the interval must be at least 1ms, got %v", ErrInvalidTiming, t.Interval)
+	case t.Interval > MaxInterval:
+		return fmt.Errorf("%w: the interval must be at most %v, got %v", ErrInvalidTiming, MaxInterval, t.Interval)
+	case t.Misses < 2:
+		return fmt.Errorf("%w: misses must be at least 2, got %d: with fewer, a client that beats on time is dead whenever a beat is a little late",
+			ErrInvalidTiming, t.Misses)
 	case t.Misses > 1000:
 		return fmt.Errorf("%w: misses must be at most 1000, got %d", ErrInvalidTiming, t.Misses)
 	case t.SuspectAfter < 0:
-		return fmt.Errorf("%w: suspect-after must not be negative, got %v", ErrInvalidTiming, t.SuspectAfter)
+		return fmt.Errorf("%w: the suspect delay must not be negative, got %v", ErrInvalidTiming, t.SuspectAfter)
+	case t.Suspect() <= t.Interval:
+		return fmt.Errorf("%w: the suspect delay (%v) must be longer than the interval (%v), or every healthy client is suspect between its beats",
+			ErrInvalidTiming, t.Suspect(), t.Interval)
 	case t.Suspect() >= t.Timeout():
-		return fmt.Errorf("%w: suspect-after (%v) must be shorter than the timeout, interval × misses (%v)",
+		return fmt.Errorf("%w: the suspect delay (%v) must be shorter than the timeout, interval × misses (%v)",
 			ErrInvalidTiming, t.Suspect(), t.Timeout())
 	}
 	return nil
