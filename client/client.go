@@ -68,6 +68,9 @@ func Dial(ctx context.Context, addr, name string, opts ...Option) (*Client, erro
 	if !pulse.ValidName(name) {
 		return nil, &wire.Error{Code: wire.CodeBadName, Message: fmt.Sprintf("name %q is not 1-64 of A-Z a-z 0-9 . _ - :", name)}
 	}
+	if err := wire.ValidateMeta(cfg.meta); err != nil {
+		return nil, err
+	}
 	if cfg.minBackoff <= 0 || cfg.maxBackoff < cfg.minBackoff {
 		return nil, fmt.Errorf("pulse client: backoff bounds %v..%v: want 0 < min <= max", cfg.minBackoff, cfg.maxBackoff)
 	}

@@ -332,6 +332,9 @@ func TestDialChecksArguments(t *testing.T) {
 	if _, err := Dial(context.Background(), "x", "bad name"); wire.CodeOf(err) != wire.CodeBadName {
 		t.Fatalf("bad name: %v", err)
 	}
+	if _, err := Dial(context.Background(), "x", "ok", WithMeta(map[string]string{"bad key": "v"})); wire.CodeOf(err) != wire.CodeBadOptions {
+		t.Fatalf("bad meta: %v", err)
+	}
 	if _, err := Dial(context.Background(), "x", "ok", WithBackoff(time.Second, time.Millisecond)); err == nil {
 		t.Fatal("backoff with max < min accepted")
 	}
