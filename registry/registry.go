@@ -39,7 +39,7 @@ type Link interface {
 // Errors the registry returns.
 var (
 	ErrClosed         = errors.New("registry: closed")
-	ErrNotFound       = errors.New("registry: no such session")
+	ErrNotFound       = errors.New("no such session")
 	ErrInvalidName    = errors.New("registry: invalid session name")
 	ErrSlowSubscriber = errors.New("registry: subscriber fell behind and was dropped")
 )
@@ -201,7 +201,7 @@ func (r *Registry) Join(j Join) (*Handle, error) {
 	}
 	now := r.now()
 	if old := r.byName[j.Name]; old != nil {
-		detail := "replaced by a new session from " + j.Peer
+		detail := "a new session from " + j.Peer + " took the name"
 		r.end(old, now, pulse.EventReplaced, pulse.ReasonReplaced, detail, -1)
 		old.link.End(pulse.EventReplaced, detail)
 	}
@@ -219,7 +219,8 @@ func (r *Registry) Join(j Join) (*Handle, error) {
 	return h, nil
 }
 
-// Kick removes the named session with a kicked event and ends its link.
+// Kick removes the named session with a kicked event and ends its link. It
+// returns an error wrapping ErrNotFound if no live session has the name.
 func (r *Registry) Kick(name, detail string) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()

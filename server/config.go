@@ -33,7 +33,10 @@ type Config struct {
 	// client not reading, before the connection is cut. Zero means 10 s.
 	WriteTimeout time.Duration
 	// Policy decides when a silent session is suspect and dead. Nil means
-	// the fixed timeout of Timing (detect.NewFixed).
+	// the fixed timeout of Timing (detect.NewFixed). WELCOME tells clients
+	// the suspect delay and timeout of Timing whatever the policy, and
+	// clients judge the server lost after that timeout: a policy should
+	// declare deaths near it.
 	Policy detect.Policy
 	// Logger receives the server's log: every session event, every
 	// rejected connection. Nil means slog.Default().

@@ -26,8 +26,6 @@ type conn struct {
 	// goroutine (the registry, Shutdown, Close), and the read is
 	// interrupted so that the goroutine sees it.
 	ending atomic.Pointer[ending]
-
-	writeDeadline time.Time // the last write deadline set
 }
 
 // ending says how a connection ends when it is ended from outside.
@@ -79,7 +77,11 @@ func (c *conn) end(e *ending) {
 
 // serve runs the connection until it ends.
 func (c *conn) serve() {
-	defer c.srv.forget(c)
+	c.srv.log.Debug("connection accepted", "peer", c.proto.peer)
+	defer func() {
+		c.srv.log.Debug("connection closed", "peer", c.proto.peer, "registered", c.proto.registered())
+		c.srv.forget(c)
+	}()
 	_ = c.nc.SetReadDeadline(time.Now().Add(c.srv.cfg.HelloTimeout))
 	for {
 		if e := c.ending.Load(); e != nil {
@@ -115,17 +117,12 @@ func (c *conn) serve() {
 }
 
 // write sends what is pending and reports whether it all went. A write
-// that stays blocked past the write timeout fails.
+// that stays blocked for the write timeout, the client not reading, fails.
 func (c *conn) write() bool {
 	if len(c.out) == 0 {
 		return true
 	}
-	// Move the deadline only when half of it is used up, not on every write.
-	now := time.Now()
-	if timeout := c.srv.cfg.WriteTimeout; c.writeDeadline.Sub(now) < timeout/2 {
-		c.writeDeadline = now.Add(timeout)
-		_ = c.nc.SetWriteDeadline(c.writeDeadline)
-	}
+	_ = c.nc.SetWriteDeadline(time.Now().Add(c.srv.cfg.WriteTimeout))
 	_, err := c.nc.Write(c.out)
 	c.out = c.out[:0]
 	return err == nil

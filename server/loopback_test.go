@@ -277,7 +277,7 @@ func TestDuplicateNameNewestWins(t *testing.T) {
 	second := ts.dial(t)
 	second.say(t, "HELLO dup")
 	second.hear(t, "WELCOME ")
-	first.hear(t, "ERR replaced replaced by a new session from "+second.LocalAddr().String())
+	first.hear(t, "ERR replaced a new session from "+second.LocalAddr().String()+" took the name")
 	first.closed(t)
 	if ev := ts.expect(t, pulse.EventReplaced, "dup", pulse.ReasonReplaced); ev.Session.Peer != first.LocalAddr().String() {
 		t.Fatalf("replaced event for %s, want the first connection", ev.Session.Peer)

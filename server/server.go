@@ -18,7 +18,9 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"net"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -227,12 +229,7 @@ func (s *Server) Session(name string) (pulse.Session, bool) { return s.reg.Looku
 // Kick removes the named session: its client gets "ERR kicked <detail>"
 // and its connection is closed. It returns an error wrapping
 // registry.ErrNotFound if no live session has the name.
-func (s *Server) Kick(name, detail string) error {
-	if err := s.reg.Kick(name, detail); err != nil {
-		return fmt.Errorf("pulse: kick: %w", err)
-	}
-	return nil
-}
+func (s *Server) Kick(name, detail string) error { return s.reg.Kick(name, detail) }
 
 // Subscribe returns a stream of the session events declared from now on;
 // see registry.Subscription. buffer is how many undelivered events it may
@@ -243,6 +240,17 @@ func (s *Server) Subscribe(buffer int) *registry.Subscription { return s.reg.Sub
 // sessions as they were just before its first event.
 func (s *Server) SubscribeWithSnapshot(buffer int) (*registry.Subscription, []pulse.Session) {
 	return s.reg.SubscribeWithSnapshot(buffer)
+}
+
+// metaGroup is a session's labels as a log group, sorted by key:
+// meta.region=eu meta.role=web.
+func metaGroup(meta map[string]string) slog.Attr {
+	keys := slices.Sorted(maps.Keys(meta))
+	attrs := make([]any, 0, len(keys))
+	for _, k := range keys {
+		attrs = append(attrs, slog.String(k, meta[k]))
+	}
+	return slog.Group("meta", attrs...)
 }
 
 // logEvent writes one session event to the log.
@@ -260,6 +268,9 @@ func (s *Server) logEvent(ev pulse.Event) {
 	}
 	if ev.Detail != "" {
 		attrs = append(attrs, slog.String("detail", ev.Detail))
+	}
+	if ev.Kind == pulse.EventJoined && len(ev.Session.Meta) > 0 {
+		attrs = append(attrs, metaGroup(ev.Session.Meta))
 	}
 	if !ev.Deadline.IsZero() {
 		attrs = append(attrs, slog.Duration("late", ev.Time.Sub(ev.Deadline)))
