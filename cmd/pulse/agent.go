@@ -11,6 +11,7 @@ import (
 
 	"github.com/pulsehq/pulse"
 	"github.com/pulsehq/pulse/client"
+	"github.com/pulsehq/pulse/wire"
 )
 
 // agentCommand registers a name with a server and keeps it alive until
@@ -35,17 +36,17 @@ func (c *agentCommand) Run(ctx context.Context, args []string) error {
 			"session replaced by a newer one of the same name, or kicked.",
 		agentExamples, c.stdout, c.env)
 	var (
-		addr        = fs.String("server", "127.0.0.1:7070", "`address` of the pulse server")
+		addr        = fs.addr("server", "127.0.0.1:7070", "address of the pulse server")
 		name        = fs.String("name", hostname, "session `name`: 1-64 of A-Z a-z 0-9 . _ - :")
 		meta        = metaFlag{}
-		noAck       = fs.Bool("no-ack", false, "ask the server not to answer beats (no RTT, and a silent server goes unnoticed)")
-		minBackoff  = fs.Duration("backoff-min", client.DefaultMinBackoff, "first wait before reconnecting")
-		maxBackoff  = fs.Duration("backoff-max", client.DefaultMaxBackoff, "longest wait before reconnecting")
-		statusEvery = fs.Duration("status-every", time.Minute, "log the session's status this often while connected; 0 for never")
+		noAck       = fs.bool("no-ack", false, "ask the server not to answer beats (no RTT, and a silent server goes unnoticed)")
+		minBackoff  = fs.duration("backoff-min", client.DefaultMinBackoff, "first wait before reconnecting")
+		maxBackoff  = fs.duration("backoff-max", client.DefaultMaxBackoff, "longest wait before reconnecting")
+		statusEvery = fs.duration("status-every", time.Minute, "log the session's status this often while connected; 0 for never")
 		logs        logFlags
 	)
 	fs.defaults["name"] = "this host's name: " + hostname
-	fs.Var(meta, "meta", "a `key=value` label sent at registration; repeat for more")
+	fs.Var(meta, "meta", "a `key=value` label sent at registration; repeat, or separate with commas")
 	logs.register(fs)
 	if err := fs.parse(args); err != nil {
 		return err
@@ -57,6 +58,11 @@ func (c *agentCommand) Run(ctx context.Context, args []string) error {
 	if !pulse.ValidName(*name) {
 		return usageErrorf("--name %q is not 1-64 of A-Z a-z 0-9 . _ - :", *name)
 	}
+	if err := wire.ValidateMeta(meta); err != nil {
+		var we *wire.Error
+		errors.As(err, &we)
+		return usageErrorf("--meta: %s", we.Message)
+	}
 	if *minBackoff <= 0 || *maxBackoff < *minBackoff {
 		return usageErrorf("want 0 < --backoff-min <= --backoff-max, got %v and %v", *minBackoff, *maxBackoff)
 	}
@@ -65,9 +71,13 @@ func (c *agentCommand) Run(ctx context.Context, args []string) error {
 	}
 	log = log.With("server", *addr, "name", *name)
 
+	var last client.State
 	opts := []client.Option{
 		client.WithBackoff(*minBackoff, *maxBackoff),
-		client.OnStatus(func(s client.Status) { logStatus(log, s) }),
+		client.OnStatus(func(s client.Status) {
+			logStatus(log, s, last)
+			last = s.State
+		}),
 	}
 	if len(meta) > 0 {
 		opts = append(opts, client.WithMeta(meta))
@@ -93,8 +103,13 @@ func (c *agentCommand) Run(ctx context.Context, args []string) error {
 	for {
 		select {
 		case <-ctx.Done():
-			cl.Close() // says BYE
-			log.Info("said BYE; stopped")
+			connected := cl.Status().State == client.StateConnected
+			cl.Close() // says BYE if connected
+			if connected {
+				log.Info("said BYE; stopped")
+			} else {
+				log.Info("stopped")
+			}
 			return nil
 		case <-cl.Done():
 			err := cl.Err()
@@ -110,8 +125,8 @@ func (c *agentCommand) Run(ctx context.Context, args []string) error {
 	}
 }
 
-// logStatus logs a change of the client's state.
-func logStatus(log *slog.Logger, s client.Status) {
+// logStatus logs a change of the client's state from prev.
+func logStatus(log *slog.Logger, s client.Status, prev client.State) {
 	switch s.State {
 	case client.StateConnecting:
 		if s.Attempt == 0 {
@@ -122,7 +137,11 @@ func logStatus(log *slog.Logger, s client.Status) {
 	case client.StateConnected:
 		log.Info("registered", "session", s.SessionID, "interval", s.Interval, "timeout", s.Timeout, "rtt", s.RTT)
 	case client.StateBackoff:
-		log.Warn("disconnected; retrying", "error", s.Err, "retry_in", s.Retry.Round(time.Millisecond), "attempt", s.Attempt)
+		msg := "cannot connect; retrying"
+		if prev == client.StateConnected {
+			msg = "connection lost; retrying"
+		}
+		log.Warn(msg, "error", s.Err, "retry_in", s.Retry.Round(time.Millisecond), "attempt", s.Attempt)
 	case client.StateClosed:
 		if s.Err != nil {
 			log.Error("rejected by the server; stopping", "error", s.Err)

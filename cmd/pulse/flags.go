@@ -6,8 +6,11 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
+	"strconv"
 	"strings"
 	"text/tabwriter"
+	"time"
 )
 
 // errHelp is returned when --help was asked for and printed.
@@ -48,7 +51,7 @@ func (fs *flagSet) parse(args []string) error {
 			fs.printUsage()
 			return errHelp
 		}
-		return usageErrorf("%v", err)
+		return usageErrorf("%s", doubleDash(err.Error()))
 	}
 	if fs.NArg() > 0 {
 		return usageErrorf("unexpected argument %q", fs.Arg(0))
@@ -61,7 +64,9 @@ func (fs *flagSet) parse(args []string) error {
 			return
 		}
 		name := envName(f.Name)
-		if v, ok := fs.env(name); ok {
+		// An empty variable is unset: an empty Environment= line in a unit
+		// file must not mean "listen on every interface".
+		if v, ok := fs.env(name); ok && v != "" {
 			if e := fs.Set(f.Name, v); e != nil {
 				err = usageErrorf("invalid value %q for --%s from %s: %v", v, f.Name, name, e)
 			}
@@ -70,11 +75,117 @@ func (fs *flagSet) parse(args []string) error {
 	return err
 }
 
+// doubleDash rewrites the flag package's messages, which name flags with
+// one dash, to the double dashes that --help shows.
+func doubleDash(msg string) string {
+	for _, r := range [][2]string{
+		{"flag provided but not defined: -", "unknown flag --"},
+		{"for flag -", "for --"},
+		{"for -", "for --"},
+		{"flag needs an argument: -", "a value is missing after --"},
+	} {
+		if strings.Contains(msg, r[0]) {
+			return strings.Replace(msg, r[0], r[1], 1)
+		}
+	}
+	return msg
+}
+
+// duration defines a duration flag whose error says what a duration is.
+func (fs *flagSet) duration(name string, value time.Duration, usage string) *time.Duration {
+	p := new(time.Duration)
+	*p = value
+	fs.Var((*durationValue)(p), name, usage)
+	return p
+}
+
+// int defines an integer flag whose error says a whole number is wanted.
+func (fs *flagSet) int(name string, value int, usage string) *int {
+	p := new(int)
+	*p = value
+	fs.Var((*intValue)(p), name, usage)
+	return p
+}
+
+// bool defines a boolean flag whose error says what is wanted.
+func (fs *flagSet) bool(name string, value bool, usage string) *bool {
+	p := new(bool)
+	*p = value
+	fs.Var((*boolValue)(p), name, usage)
+	return p
+}
+
+// addr defines a host:port flag, checked as it is set.
+func (fs *flagSet) addr(name, value, usage string) *string {
+	p := new(string)
+	*p = value
+	fs.Var((*addrValue)(p), name, usage)
+	return p
+}
+
+type durationValue time.Duration
+
+func (d *durationValue) Set(s string) error {
+	v, err := time.ParseDuration(s)
+	if err != nil {
+		return errors.New("want a duration such as 3s, 500ms or 1m30s")
+	}
+	*d = durationValue(v)
+	return nil
+}
+func (d *durationValue) String() string  { return time.Duration(*d).String() }
+func (d *durationValue) argName() string { return "DURATION" }
+
+type intValue int
+
+func (n *intValue) Set(s string) error {
+	v, err := strconv.Atoi(s)
+	if err != nil {
+		return errors.New("want a whole number")
+	}
+	*n = intValue(v)
+	return nil
+}
+func (n *intValue) String() string  { return strconv.Itoa(int(*n)) }
+func (n *intValue) argName() string { return "N" }
+
+type boolValue bool
+
+func (b *boolValue) Set(s string) error {
+	v, err := strconv.ParseBool(s)
+	if err != nil {
+		return errors.New("want true or false")
+	}
+	*b = boolValue(v)
+	return nil
+}
+func (b *boolValue) String() string   { return strconv.FormatBool(bool(*b)) }
+func (b *boolValue) IsBoolFlag() bool { return true }
+
+type addrValue string
+
+func (a *addrValue) Set(s string) error {
+	_, port, err := net.SplitHostPort(s) // an empty host means every interface
+	if err != nil {
+		return errors.New("want host:port, such as 127.0.0.1:7070 or :7070")
+	}
+	if n, err := strconv.Atoi(port); port == "" || (err == nil && (n < 0 || n > 65535)) {
+		return fmt.Errorf("port %q of %q is not a port number", port, s)
+	}
+	*a = addrValue(s)
+	return nil
+}
+func (a *addrValue) String() string  { return string(*a) }
+func (a *addrValue) argName() string { return "HOST:PORT" }
+
 func (fs *flagSet) printUsage() {
 	fmt.Fprintf(fs.out, "Usage: pulse %s [flags]\n\n%s\n\nFlags:\n", fs.Name(), fs.synopsis)
 	tw := tabwriter.NewWriter(fs.out, 0, 4, 2, ' ', 0)
 	fs.VisitAll(func(f *flag.Flag) {
 		arg, help := flag.UnquoteUsage(f)
+		if v, ok := f.Value.(interface{ argName() string }); ok && arg == "value" {
+			arg = v.argName()
+		}
 		def := f.DefValue
 		if d, ok := fs.defaults[f.Name]; ok {
 			def = d
@@ -84,6 +195,9 @@ func (fs *flagSet) printUsage() {
 		}
 		if arg != "" {
 			arg = " " + strings.ToUpper(arg)
+		}
+		if _, ok := f.Value.(interface{ IsBoolFlag() bool }); ok {
+			arg = ""
 		}
 		fmt.Fprintf(tw, "  --%s%s\t%s\t%s\n", f.Name, arg, envName(f.Name), help)
 	})
@@ -140,11 +254,19 @@ func (m metaFlag) String() string {
 	return strings.Join(parts, ",")
 }
 
-// Set takes "key=value", or several separated by commas (as an environment
-// variable gives them).
+// Set takes "key=value", or several separated by commas as an environment
+// variable gives them ("region=eu, role=web"). A comma inside a value is
+// kept when what follows it is not another key=value ("tags=a,b").
 func (m metaFlag) Set(s string) error {
-	for _, kv := range strings.Split(s, ",") {
-		k, v, ok := strings.Cut(kv, "=")
+	parts := strings.Split(s, ",")
+	for _, p := range parts {
+		if !strings.Contains(p, "=") {
+			parts = []string{s} // one pair whose value has commas
+			break
+		}
+	}
+	for _, kv := range parts {
+		k, v, ok := strings.Cut(strings.TrimSpace(kv), "=")
 		if !ok || k == "" {
 			return fmt.Errorf("want key=value, got %q", kv)
 		}

@@ -163,7 +163,7 @@ func TestServeAndAgent(t *testing.T) {
 	if code := srv.exit(t, syscall.SIGTERM); code != 0 {
 		t.Fatalf("serve exited %d after SIGTERM, want 0", code)
 	}
-	retry := second.await(t, "disconnected; retrying", nil)
+	retry := second.await(t, "connection lost; retrying", nil)
 	if !strings.Contains(retry["error"].(string), "BYE") {
 		t.Fatalf("agent retried after %v, want the server's BYE", retry["error"])
 	}
@@ -205,16 +205,27 @@ func TestUsageErrorsExitTwo(t *testing.T) {
 	}{
 		{nil, nil, 2, "Commands:"},
 		{[]string{"frobnicate"}, nil, 2, `unknown command "frobnicate"`},
-		{[]string{"serve", "--interval", "0"}, nil, 2, "interval must be positive"},
-		{[]string{"serve", "--misses", "1"}, nil, 2, "must be shorter than the timeout"},
-		{[]string{"serve", "--nope"}, nil, 2, "flag provided but not defined"},
+		{[]string{"serve", "--interval", "0"}, nil, 2, "the interval must be positive"},
+		{[]string{"serve", "--interval", "3"}, nil, 2, `invalid value "3" for --interval: want a duration such as 3s`},
+		{[]string{"serve", "--misses", "1"}, nil, 2, "misses must be at least 2"},
+		{[]string{"serve", "--misses", "2", "--suspect-after", "6s"}, nil, 2, "must be shorter than the timeout"},
+		{[]string{"serve", "--interval", "1s", "--suspect-after", "500ms"}, nil, 2, "must be longer than the interval"},
+		{[]string{"serve", "--interval", "1000000h"}, nil, 2, "at most 24h0m0s"},
+		{[]string{"serve", "--hello-timeout", "0s"}, nil, 2, "--hello-timeout must be positive"},
+		{[]string{"serve", "--nope"}, nil, 2, "unknown flag --nope"},
+		{[]string{"serve", "--listen"}, nil, 2, "a value is missing after --listen"},
 		{[]string{"serve", "stray"}, nil, 2, `unexpected argument "stray"`},
-		{[]string{"serve"}, map[string]string{"PULSE_MISSES": "many"}, 2, `invalid value "many" for --misses from PULSE_MISSES`},
+		{[]string{"serve"}, map[string]string{"PULSE_MISSES": "many"}, 2, `invalid value "many" for --misses from PULSE_MISSES: want a whole number`},
 		{[]string{"serve", "--log-level", "loud"}, nil, 2, "--log-level"},
-		{[]string{"serve", "--listen", "not-an-address"}, nil, 1, "missing port"},
+		{[]string{"serve", "--listen", "not-an-address"}, nil, 2, "want host:port"},
+		{[]string{"serve", "--listen", ""}, nil, 2, "want host:port"},
+		{[]string{"serve", "--listen", "127.0.0.1:70000"}, nil, 2, "not a port number"},
 		{[]string{"agent", "--name", "no spaces"}, nil, 2, "is not 1-64 of"},
+		{[]string{"agent", "--server", "localhost"}, nil, 2, "want host:port"},
 		{[]string{"agent", "--backoff-min", "2s", "--backoff-max", "1s"}, nil, 2, "--backoff-min"},
 		{[]string{"agent", "--meta", "novalue"}, nil, 2, "want key=value"},
+		{[]string{"agent", "--meta", "bad key=v"}, nil, 2, `--meta: meta key "bad key" is not`},
+		{[]string{"agent", "--no-ack=maybe"}, nil, 2, `invalid boolean value "maybe" for --no-ack: want true or false`},
 	}
 	for _, tt := range tests {
 		var stdout, stderr bytes.Buffer
@@ -241,7 +252,7 @@ func TestHelp(t *testing.T) {
 	}
 	var stdout bytes.Buffer
 	run(context.Background(), []string{"serve", "-h"}, &stdout, io.Discard)
-	for _, want := range []string{"--listen ADDRESS", "PULSE_LISTEN", "(default 127.0.0.1:7070)", "--suspect-after DURATION", "(default 1.5 × interval)"} {
+	for _, want := range []string{"--listen HOST:PORT", "PULSE_LISTEN", "(default 127.0.0.1:7070)", "--suspect-after DURATION", "(default 1.5 × interval)", "--misses N"} {
 		if !strings.Contains(stdout.String(), want) {
 			t.Errorf("serve --help lacks %q", want)
 		}
@@ -252,12 +263,43 @@ func TestHelp(t *testing.T) {
 	}
 }
 
+func TestMetaFlag(t *testing.T) {
+	m := metaFlag{}
+	for _, s := range []string{"region=eu", "a=1, b=2", "tags=x,y", "empty="} {
+		if err := m.Set(s); err != nil {
+			t.Fatalf("Set(%q): %v", s, err)
+		}
+	}
+	want := map[string]string{"region": "eu", "a": "1", "b": "2", "tags": "x,y", "empty": ""}
+	if len(m) != len(want) {
+		t.Fatalf("meta %v, want %v", m, want)
+	}
+	for k, v := range want {
+		if m[k] != v {
+			t.Fatalf("meta %v, want %v", m, want)
+		}
+	}
+}
+
+func TestEmptyEnvironmentIsUnset(t *testing.T) {
+	env := map[string]string{"PULSE_LISTEN": "", "PULSE_INTERVAL": ""}
+	fs := newFlagSet("x", "", "", "", io.Discard, func(k string) (string, bool) { v, ok := env[k]; return v, ok })
+	listen := fs.addr("listen", "127.0.0.1:7070", "")
+	interval := fs.duration("interval", time.Second, "")
+	if err := fs.parse(nil); err != nil {
+		t.Fatal(err)
+	}
+	if *listen != "127.0.0.1:7070" || *interval != time.Second {
+		t.Fatalf("listen %q, interval %v: an empty variable must leave the default", *listen, *interval)
+	}
+}
+
 func TestEnvironmentSetsFlags(t *testing.T) {
 	env := map[string]string{"PULSE_INTERVAL": "2s", "PULSE_MISSES": "4", "PULSE_LISTEN": "127.0.0.1:9"}
 	fs := newFlagSet("x", "", "", "", io.Discard, func(k string) (string, bool) { v, ok := env[k]; return v, ok })
-	interval := fs.Duration("interval", time.Second, "")
-	misses := fs.Int("misses", 5, "")
-	listen := fs.String("listen", "127.0.0.1:7070", "")
+	interval := fs.duration("interval", time.Second, "")
+	misses := fs.int("misses", 5, "")
+	listen := fs.addr("listen", "127.0.0.1:7070", "")
 	if err := fs.parse([]string{"--misses", "7"}); err != nil {
 		t.Fatal(err)
 	}

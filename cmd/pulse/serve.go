@@ -34,13 +34,13 @@ func (c *serveCommand) Run(ctx context.Context, args []string) error {
 			"closed and its session removed. Every session event is logged.",
 		serveExamples, c.stdout, c.env)
 	var (
-		listen          = fs.String("listen", "127.0.0.1:7070", "TCP `address` to listen on for heartbeats")
-		interval        = fs.Duration("interval", pulse.DefaultInterval, "how often clients beat")
-		misses          = fs.Int("misses", pulse.DefaultMisses, "missed intervals after which a silent session is dead")
-		suspectAfter    = fs.Duration("suspect-after", 0, "silence after which a session is suspect")
-		helloTimeout    = fs.Duration("hello-timeout", pulse.DefaultHelloTimeout, "time a new connection has to send HELLO")
-		writeTimeout    = fs.Duration("write-timeout", server.DefaultWriteTimeout, "time a write to a client that does not read may block before it is cut")
-		shutdownTimeout = fs.Duration("shutdown-timeout", 10*time.Second, "on SIGINT or SIGTERM, time to say BYE and drain before closing what remains")
+		listen          = fs.addr("listen", "127.0.0.1:7070", "TCP address to listen on for heartbeats")
+		interval        = fs.duration("interval", pulse.DefaultInterval, "how often clients beat")
+		misses          = fs.int("misses", pulse.DefaultMisses, "missed intervals after which a silent session is dead")
+		suspectAfter    = fs.duration("suspect-after", 0, "silence after which a session is suspect")
+		helloTimeout    = fs.duration("hello-timeout", pulse.DefaultHelloTimeout, "time a new connection has to send HELLO")
+		writeTimeout    = fs.duration("write-timeout", server.DefaultWriteTimeout, "time a write to a client that does not read may stay blocked before the client is cut")
+		shutdownTimeout = fs.duration("shutdown-timeout", 10*time.Second, "on SIGINT or SIGTERM, time to say BYE and drain before closing what remains")
 		logs            logFlags
 	)
 	fs.defaults["suspect-after"] = "1.5 × interval"
@@ -54,10 +54,12 @@ func (c *serveCommand) Run(ctx context.Context, args []string) error {
 	}
 	timing := pulse.Timing{Interval: *interval, Misses: *misses, SuspectAfter: *suspectAfter}
 	if err := timing.Validate(); err != nil {
-		return usageErrorf("%v", err)
+		return usageErrorf("--interval %v, --misses %d, --suspect-after %v: %v", *interval, *misses, timing.Suspect(), err)
 	}
-	if *helloTimeout <= 0 || *writeTimeout <= 0 || *shutdownTimeout <= 0 {
-		return usageErrorf("--hello-timeout, --write-timeout and --shutdown-timeout must be positive")
+	for name, d := range map[string]time.Duration{"hello-timeout": *helloTimeout, "write-timeout": *writeTimeout, "shutdown-timeout": *shutdownTimeout} {
+		if d <= 0 {
+			return usageErrorf("--%s must be positive, got %v", name, d)
+		}
 	}
 	srv, err := server.New(server.Config{
 		Timing:       timing,
