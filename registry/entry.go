@@ -39,10 +39,10 @@ type entry struct {
 
 	// guarded by r.mu: the wheel's list
 	next, prev *entry
-	slot       int64
-	// checkAt is when the wheel will look at the entry again; written under
-	// r.mu, read by the beating goroutine to see whether a beat moved a
-	// deadline earlier than that.
+	// checkAt is when the wheel will look at the entry again (its slot
+	// times the resolution), noCheck when it is not on the wheel; written
+	// under r.mu, read by the beating goroutine to see whether a beat moved
+	// a deadline earlier than that.
 	checkAt atomic.Int64
 }
 

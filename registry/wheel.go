@@ -43,7 +43,6 @@ func (w *wheel) add(e *entry, at int64) {
 		k = w.cursor + 1
 	}
 	i := k & w.mask
-	e.slot = k
 	e.checkAt.Store(k * w.res)
 	e.prev = nil
 	e.next = w.heads[i]
@@ -57,10 +56,11 @@ func (w *wheel) add(e *entry, at int64) {
 
 // remove takes e off the wheel if it is queued.
 func (w *wheel) remove(e *entry) {
-	if e.slot == 0 {
+	at := e.checkAt.Load()
+	if at == noCheck {
 		return
 	}
-	i := e.slot & w.mask
+	i := (at / w.res) & w.mask
 	if e.prev != nil {
 		e.prev.next = e.next
 	} else {
@@ -72,7 +72,7 @@ func (w *wheel) remove(e *entry) {
 	if e.next != nil {
 		e.next.prev = e.prev
 	}
-	e.next, e.prev, e.slot = nil, nil, 0
+	e.next, e.prev = nil, nil
 	e.checkAt.Store(noCheck)
 	w.count--
 }
@@ -101,7 +101,7 @@ func (w *wheel) advance(now int64, due func(*entry)) {
 		w.used[i>>6] &^= 1 << (i & 63)
 		for e != nil {
 			n := e.next
-			e.next, e.prev, e.slot = nil, nil, 0
+			e.next, e.prev = nil, nil
 			e.checkAt.Store(noCheck)
 			w.count--
 			due(e)

@@ -121,7 +121,7 @@ func TestWheelNext(t *testing.T) {
 	}
 }
 
-func TestWheelRandomAgainstSort(t *testing.T) {
+func TestWheelRandomDeadlines(t *testing.T) {
 	rng := rand.New(rand.NewPCG(1, 2))
 	w := newWheel(1, 256, 0)
 	type item struct {
