@@ -39,7 +39,7 @@ func TestConcurrentLifecycles(t *testing.T) {
 					time.Sleep(time.Duration(rng.IntN(4000)) * time.Microsecond)
 					h.Beat(time.Duration(rng.IntN(100)) * time.Microsecond)
 					if rng.IntN(40) == 0 {
-						_ = r.Kick(fmt.Sprintf("n%d", rng.IntN(24)), "")
+						_, _ = r.Kick(fmt.Sprintf("n%d", rng.IntN(24)), "")
 					}
 				}
 				h.Leave(pulse.ReasonBye, "")

@@ -17,8 +17,6 @@ import (
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
-	"slices"
-	"strings"
 	"sync"
 	"time"
 
@@ -116,6 +114,8 @@ type Registry struct {
 
 	mu        sync.Mutex
 	byName    map[string]*entry
+	index     *index // every live entry, by name: for pages
+	suspects  *index // the suspect entries, by name
 	wheel     *wheel
 	nextID    uint64
 	seq       uint64 // the last event's number
@@ -146,6 +146,8 @@ func New(cfg Config) (*Registry, error) {
 		epochWall: epoch.Round(0),
 		idBase:    uint64(rand.Uint32()) << 32,
 		byName:    make(map[string]*entry),
+		index:     newIndex(),
+		suspects:  newIndex(),
 		armed:     noCheck,
 		wake:      make(chan struct{}, 1),
 		notify:    make(chan struct{}, 1),
@@ -214,26 +216,29 @@ func (r *Registry) Join(j Join) (*Handle, error) {
 	e.suspectAt.Store(int64(d.Suspect))
 	e.state.Store(uint32(pulse.StateAlive))
 	r.byName[j.Name] = e
+	r.index.ReplaceOrInsert(e)
 	r.queue(e, int64(d.Suspect))
 	r.emit(pulse.EventJoined, e.snapshot(), now, pulse.ReasonHello, "", -1)
 	return h, nil
 }
 
-// Kick removes the named session with a kicked event and ends its link. It
-// returns an error wrapping ErrNotFound if no live session has the name.
-func (r *Registry) Kick(name, detail string) error {
+// Kick removes the named session with a kicked event and ends its link,
+// and returns the session as it was. It returns an error wrapping
+// ErrNotFound if no live session has the name.
+func (r *Registry) Kick(name, detail string) (pulse.Session, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	e := r.byName[name]
 	if e == nil {
-		return fmt.Errorf("%w: %q", ErrNotFound, name)
+		return pulse.Session{}, fmt.Errorf("%w: %q", ErrNotFound, name)
 	}
 	if detail == "" {
 		detail = "removed by an operator"
 	}
+	s := e.snapshot()
 	r.end(e, r.now(), pulse.EventKicked, pulse.ReasonKicked, detail, -1)
 	e.link.End(pulse.EventKicked, detail)
-	return nil
+	return s, nil
 }
 
 func (r *Registry) leave(e *entry, reason, detail string) {
@@ -252,10 +257,12 @@ func (r *Registry) end(e *entry, now int64, kind pulse.EventKind, reason, detail
 	if kind == pulse.EventDead {
 		snap.State = pulse.StateDead
 	}
+	r.suspects.Delete(e) // check stores dead before it calls end
 	e.state.Store(uint32(pulse.StateDead))
 	r.wheel.remove(e)
 	if r.byName[e.name] == e {
 		delete(r.byName, e.name)
+		r.index.Delete(e)
 	}
 	r.emit(kind, snap, now, reason, detail, deadline)
 }
@@ -281,6 +288,7 @@ func (r *Registry) afterBeat(e *entry) {
 	switch e.loadState() {
 	case pulse.StateSuspect:
 		e.state.Store(uint32(pulse.StateAlive))
+		r.suspects.Delete(e)
 		r.wheel.remove(e)
 		r.queue(e, e.suspectAt.Load())
 		r.emit(pulse.EventRecovered, e.snapshot(), r.now(), pulse.ReasonBeat, "", -1)
@@ -320,17 +328,17 @@ func (r *Registry) Lookup(name string) (pulse.Session, bool) {
 // Sessions returns a snapshot of the live sessions, sorted by name.
 func (r *Registry) Sessions() []pulse.Session {
 	r.mu.Lock()
-	out := r.snapshotLocked()
-	r.mu.Unlock()
-	slices.SortFunc(out, func(a, b pulse.Session) int { return strings.Compare(a.Name, b.Name) })
-	return out
+	defer r.mu.Unlock()
+	return r.snapshotLocked()
 }
 
+// snapshotLocked returns the live sessions sorted by name. r.mu is held.
 func (r *Registry) snapshotLocked() []pulse.Session {
 	out := make([]pulse.Session, 0, len(r.byName))
-	for _, e := range r.byName {
+	r.index.Ascend(func(e *entry) bool {
 		out = append(out, e.snapshot())
-	}
+		return true
+	})
 	return out
 }
 

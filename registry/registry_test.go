@@ -257,10 +257,10 @@ func TestKickAndLeave(t *testing.T) {
 		sub := r.Subscribe(0)
 		_, dl := join(t, r, "dave")
 		eve, el := join(t, r, "eve")
-		if err := r.Kick("dave", ""); err != nil {
+		if _, err := r.Kick("dave", ""); err != nil {
 			t.Fatal(err)
 		}
-		if err := r.Kick("dave", ""); !errors.Is(err, ErrNotFound) {
+		if _, err := r.Kick("dave", ""); !errors.Is(err, ErrNotFound) {
 			t.Fatalf("second kick: %v, want ErrNotFound", err)
 		}
 		eve.Leave(pulse.ReasonBye, "see you")

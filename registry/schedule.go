@@ -94,6 +94,7 @@ func (r *Registry) check(e *entry, now int64) {
 	}
 	silence := time.Duration(now - e.lastBeat.Load()).Round(time.Millisecond)
 	if to == pulse.StateSuspect {
+		r.suspects.ReplaceOrInsert(e)
 		r.queue(e, deadAt)
 		r.emit(pulse.EventSuspect, e.snapshot(), now, pulse.ReasonSilent, fmt.Sprintf("no beat for %v", silence), deadline)
 		return

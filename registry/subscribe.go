@@ -1,9 +1,6 @@
 package registry
 
 import (
-	"slices"
-	"strings"
-
 	"github.com/pulsehq/pulse"
 )
 
@@ -18,6 +15,10 @@ type Subscription struct {
 	err    error  // why ch was closed; guarded by r.subMu
 	closed bool   // guarded by r.subMu
 }
+
+// From returns the number (Event.Seq) of the first event the subscription
+// delivers: the events before it were declared before it began.
+func (s *Subscription) From() uint64 { return s.from }
 
 // C returns the channel of events. It is closed when the subscription ends.
 func (s *Subscription) C() <-chan pulse.Event { return s.ch }
@@ -46,9 +47,7 @@ func (r *Registry) Subscribe(buffer int) *Subscription {
 // snapshot and the events together tell the whole story, with no gap and no
 // overlap.
 func (r *Registry) SubscribeWithSnapshot(buffer int) (*Subscription, []pulse.Session) {
-	s, snap := r.subscribe(buffer, true)
-	slices.SortFunc(snap, func(a, b pulse.Session) int { return strings.Compare(a.Name, b.Name) })
-	return s, snap
+	return r.subscribe(buffer, true)
 }
 
 func (r *Registry) subscribe(buffer int, withSnapshot bool) (*Subscription, []pulse.Session) {

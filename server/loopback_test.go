@@ -295,13 +295,13 @@ func TestKick(t *testing.T) {
 	ts := startServer(t, Config{})
 	c := ts.dial(t)
 	c.register(t, ts, "target")
-	if err := ts.Kick("target", "moving you"); err != nil {
+	if _, err := ts.Kick("target", "moving you"); err != nil {
 		t.Fatal(err)
 	}
 	c.hear(t, "ERR kicked moving you")
 	c.closed(t)
 	ts.expect(t, pulse.EventKicked, "target", pulse.ReasonKicked)
-	if err := ts.Kick("target", ""); !errors.Is(err, registry.ErrNotFound) {
+	if _, err := ts.Kick("target", ""); !errors.Is(err, registry.ErrNotFound) {
 		t.Fatalf("kicking a gone session: %v", err)
 	}
 }

@@ -223,13 +223,21 @@ func (s *Server) stop(e *ending) {
 // Sessions returns a snapshot of the live sessions, sorted by name.
 func (s *Server) Sessions() []pulse.Session { return s.reg.Sessions() }
 
+// Page returns a page of the live sessions in name order, as q selects
+// them; see registry.Page. It takes bounded time and memory however many
+// sessions there are.
+func (s *Server) Page(q registry.Query) registry.Page { return s.reg.Page(q) }
+
+// Counts returns the numbers of live sessions by state.
+func (s *Server) Counts() registry.Counts { return s.reg.Counts() }
+
 // Session returns the named live session.
 func (s *Server) Session(name string) (pulse.Session, bool) { return s.reg.Lookup(name) }
 
 // Kick removes the named session: its client gets "ERR kicked <detail>"
-// and its connection is closed. It returns an error wrapping
-// registry.ErrNotFound if no live session has the name.
-func (s *Server) Kick(name, detail string) error { return s.reg.Kick(name, detail) }
+// and its connection is closed. It returns the session as it was, or an
+// error wrapping registry.ErrNotFound if no live session has the name.
+func (s *Server) Kick(name, detail string) (pulse.Session, error) { return s.reg.Kick(name, detail) }
 
 // Subscribe returns a stream of the session events declared from now on;
 // see registry.Subscription. buffer is how many undelivered events it may
