@@ -41,6 +41,9 @@ type Config struct {
 	// Logger receives the server's log: every session event, every
 	// rejected connection. Nil means slog.Default().
 	Logger *slog.Logger
+	// Observer is told of every beat, rejection and event, for metrics.
+	// Nil means none.
+	Observer Observer
 }
 
 // DefaultConfig returns the configuration that the zero Config stands for,
@@ -85,6 +88,9 @@ func (c *Config) fillDefaults() {
 	}
 	if c.Policy == nil {
 		c.Policy = detect.NewFixed(c.Timing)
+	}
+	if c.Observer == nil {
+		c.Observer = nopObserver{}
 	}
 	if c.Logger == nil {
 		c.Logger = slog.Default()

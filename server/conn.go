@@ -64,6 +64,7 @@ func (c *conn) End(kind pulse.EventKind, detail string) {
 	case pulse.EventKicked:
 		code = wire.CodeKicked
 	}
+	c.srv.cfg.Observer.Rejected(code)
 	c.end(&ending{line: wire.AppendErr(nil, code, detail)})
 }
 
@@ -160,6 +161,7 @@ func (c *conn) finish(e *ending) {
 		c.proto.leave(pulse.ReasonShutdown, "")
 		c.out = wire.AppendBye(c.out, pulse.ReasonShutdown)
 	case e.shutdown:
+		c.srv.cfg.Observer.Rejected(errShutdown.Code)
 		c.out = wire.AppendErr(c.out, errShutdown.Code, errShutdown.Message)
 	default:
 		c.out = append(c.out, e.line...)

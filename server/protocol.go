@@ -48,6 +48,7 @@ func (p *protocol) onLine(line []byte, out []byte) ([]byte, outcome) {
 			return p.reject(out, &wire.Error{Code: wire.CodeNotRegistered, Message: "send HELLO <name> first"})
 		}
 		p.session.Beat(m.RTT)
+		p.srv.cfg.Observer.Beat(m.RTT)
 		if p.ack {
 			out = wire.AppendAck(out, m.Seq, m.HasSeq)
 		}
@@ -93,6 +94,7 @@ var errShutdown = &wire.Error{Code: wire.CodeShutdown, Message: "the server is s
 
 // reject appends ERR for e and ends the session if there is one.
 func (p *protocol) reject(out []byte, e *wire.Error) ([]byte, outcome) {
+	p.srv.cfg.Observer.Rejected(e.Code)
 	if p.session != nil {
 		p.session.Leave(pulse.ReasonProtocol, e.Error())
 	} else {

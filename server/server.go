@@ -63,8 +63,11 @@ func New(cfg Config) (*Server, error) {
 	reg, err := registry.New(registry.Config{
 		Policy:   cfg.Policy,
 		Interval: cfg.Timing.Interval,
-		OnEvent:  s.logEvent,
-		Logger:   cfg.Logger,
+		OnEvent: func(ev pulse.Event) {
+			s.logEvent(ev)
+			cfg.Observer.Event(ev)
+		},
+		Logger: cfg.Logger,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("pulse: %w", err)
