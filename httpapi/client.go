@@ -57,6 +57,7 @@ type ListOptions struct {
 	Prefix string      // names that start with it
 	Limit  int         // per page; zero means the API's default
 	Cursor string      // NextCursor of the previous page
+	Names  []string    // exactly these sessions, in one page (no Limit or Cursor)
 }
 
 // Sessions returns one page of sessions.
@@ -73,6 +74,9 @@ func (c *Client) Sessions(ctx context.Context, o ListOptions) (SessionList, erro
 	}
 	if o.Cursor != "" {
 		q.Set("cursor", o.Cursor)
+	}
+	if len(o.Names) > 0 {
+		q.Set("names", strings.Join(o.Names, ","))
 	}
 	var list SessionList
 	err := c.do(ctx, http.MethodGet, "/v1/sessions", q, &list)

@@ -30,7 +30,7 @@ func (a *API) sessions(w http.ResponseWriter, r *http.Request) {
 		Sessions:    make([]Session, len(p.Sessions)),
 		LastEventID: a.hub.eventID(p.Seq),
 		Counts:      newCounts(p.Counts),
-		ServerTime:  time.Now(),
+		ServerTime:  time.Now().UTC(),
 	}
 	for i, s := range p.Sessions {
 		list.Sessions[i] = NewSession(s)
@@ -48,12 +48,12 @@ func parseQuery(r *http.Request) (registry.Query, *Error) {
 	params := r.URL.Query()
 	for key, vals := range params {
 		switch key {
-		case "state", "name", "limit", "cursor":
+		case "state", "name", "limit", "cursor", "names":
 			if len(vals) > 1 {
 				return q, errorf(http.StatusBadRequest, CodeBadRequest, "?%s given %d times; give it once", key, len(vals))
 			}
 		default:
-			return q, errorf(http.StatusBadRequest, CodeBadRequest, "unknown parameter ?%s; the parameters are state, name, limit and cursor", key)
+			return q, errorf(http.StatusBadRequest, CodeBadRequest, "unknown parameter ?%s; the parameters are state, name, limit, cursor and names", key)
 		}
 	}
 	if v := params.Get("state"); v != "" {
@@ -76,6 +76,20 @@ func parseQuery(r *http.Request) (registry.Query, *Error) {
 			return q, errorf(http.StatusBadRequest, CodeBadRequest, "?limit=%s: want a number from 1 to %d", v, registry.MaxPageLimit)
 		}
 		q.Limit = n
+	}
+	if v := params.Get("names"); v != "" {
+		if params.Has("cursor") || params.Has("limit") {
+			return q, errorf(http.StatusBadRequest, CodeBadRequest, "?names= gives one page of exactly those sessions: it takes no cursor or limit")
+		}
+		q.Names = strings.Split(v, ",")
+		if len(q.Names) > registry.MaxPageLimit {
+			return q, errorf(http.StatusBadRequest, CodeBadRequest, "?names= lists %d names; ask for at most %d at a time", len(q.Names), registry.MaxPageLimit)
+		}
+		for _, n := range q.Names {
+			if !pulse.ValidName(n) {
+				return q, errorf(http.StatusBadRequest, CodeBadRequest, "?names=: %q is not a name; separate names with commas", n)
+			}
+		}
 	}
 	if v := params.Get("cursor"); v != "" {
 		name, ok := decodeCursor(v)

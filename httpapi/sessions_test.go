@@ -90,6 +90,26 @@ func TestListByState(t *testing.T) {
 	}
 }
 
+// ?names= gets the rows a dashboard shows, whatever their order, in one
+// request.
+func TestListByNames(t *testing.T) {
+	tb := newTable(t, pulse.DefaultTiming())
+	for _, n := range []string{"a", "b", "c"} {
+		tb.join(t, n, nil)
+	}
+	_, c := serveAPI(t, Config{Source: tb})
+	list, err := c.Sessions(context.Background(), ListOptions{Names: []string{"c", "gone", "a"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(list.Sessions) != 2 || list.Sessions[0].Name != "a" || list.Sessions[1].Name != "c" || list.NextCursor != "" || list.Counts.Total != 3 {
+		t.Fatalf("names c gone a: %+v", list)
+	}
+	if list.ServerTime.Location() != time.UTC {
+		t.Errorf("server_time not in UTC: %v", list.ServerTime)
+	}
+}
+
 func TestGetSession(t *testing.T) {
 	tb := newTable(t, pulse.DefaultTiming())
 	h := tb.join(t, "edge:eu-1", map[string]string{"zone": "b"})
@@ -169,6 +189,9 @@ func TestBadRequests(t *testing.T) {
 		{"GET", "/v1/sessions?cursor=" + "YWJj", 400, CodeBadCursor, "not a cursor"}, // base64 of "abc"
 		{"GET", "/v1/sessions?status=suspect", 400, CodeBadRequest, "unknown parameter ?status"},
 		{"GET", "/v1/sessions?state=alive&state=suspect", 400, CodeBadRequest, "once"},
+		{"GET", "/v1/sessions?names=a,b%20c", 400, CodeBadRequest, `"b c" is not a name`},
+		{"GET", "/v1/sessions?names=a&limit=5", 400, CodeBadRequest, "no cursor or limit"},
+		{"GET", "/v1/sessions?names=" + strings.Repeat("a,", 1000) + "a", 400, CodeBadRequest, "at most 1000"},
 		{"GET", "/v1/sessions/nobody", 404, CodeNotFound, `"nobody"`},
 		{"DELETE", "/v1/sessions/nobody", 404, CodeNotFound, `"nobody"`},
 		{"POST", "/v1/sessions", 405, CodeMethodNotAllowed, "use GET"},

@@ -32,8 +32,8 @@ func NewSession(s pulse.Session) Session {
 		Peer:           s.Peer,
 		State:          s.State,
 		Meta:           s.Meta,
-		ConnectedAt:    s.ConnectedAt,
-		LastBeat:       s.LastBeat,
+		ConnectedAt:    s.ConnectedAt.UTC(),
+		LastBeat:       s.LastBeat.UTC(),
 		Beats:          s.Beats,
 		RTTMillis:      millis(s.RTT),
 		IntervalMillis: s.Interval.Milliseconds(),
@@ -93,13 +93,13 @@ func newEvent(id string, ev pulse.Event) Event {
 		ID:      id,
 		Seq:     ev.Seq,
 		Kind:    ev.Kind,
-		Time:    ev.Time,
+		Time:    ev.Time.UTC(),
 		Reason:  ev.Reason,
 		Detail:  ev.Detail,
 		Session: NewSession(ev.Session),
 	}
 	if !ev.Deadline.IsZero() {
-		d := ev.Deadline
+		d := ev.Deadline.UTC()
 		late := millis(ev.Time.Sub(d))
 		out.Deadline, out.LateMillis = &d, &late
 	}

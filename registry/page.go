@@ -1,6 +1,7 @@
 package registry
 
 import (
+	"slices"
 	"strings"
 
 	"github.com/google/btree"
@@ -32,6 +33,10 @@ type Query struct {
 	// Limit is the most sessions to return: zero means DefaultPageLimit,
 	// and it is capped at MaxPageLimit.
 	Limit int
+	// Names, if not empty, asks for exactly these sessions (those of them
+	// that are live and pass the filters), all in one page: After and
+	// Limit do not apply. At most MaxPageLimit names are looked at.
+	Names []string
 }
 
 // Page is one page of sessions, taken at one instant.
@@ -80,6 +85,9 @@ func (r *Registry) Page(q Query) Page {
 		from = q.Prefix
 	}
 
+	if len(q.Names) > 0 {
+		return r.lookupPage(q)
+	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	p := Page{Seq: r.seq, Counts: r.countsLocked()}
@@ -111,6 +119,24 @@ func (r *Registry) Page(q Query) Page {
 		return true
 	}
 	tree.AscendGreaterOrEqual(&entry{name: from}, visit)
+	return p
+}
+
+// lookupPage answers a query for named sessions.
+func (r *Registry) lookupPage(q Query) Page {
+	names := slices.Clone(q.Names[:min(len(q.Names), MaxPageLimit)])
+	slices.Sort(names)
+	names = slices.Compact(names)
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	p := Page{Seq: r.seq, Counts: r.countsLocked(), Sessions: make([]pulse.Session, 0, len(names))}
+	for _, name := range names {
+		e := r.byName[name]
+		if e == nil || !strings.HasPrefix(name, q.Prefix) || (q.State != 0 && e.loadState() != q.State) {
+			continue
+		}
+		p.Sessions = append(p.Sessions, e.snapshot())
+	}
 	return p
 }
 

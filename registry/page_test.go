@@ -150,3 +150,20 @@ func TestPageScanIsBounded(t *testing.T) {
 		}
 	})
 }
+
+func TestPageByNames(t *testing.T) {
+	r := newRegistry(t, pulse.DefaultTiming())
+	for _, n := range []string{"a", "b", "c", "d"} {
+		join(t, r, n)
+	}
+	p := r.Page(Query{Names: []string{"d", "zz", "b", "d"}, Limit: 1, After: "c"})
+	if !slices.Equal(names(p.Sessions), []string{"b", "d"}) || p.Next != "" || p.Counts.Total() != 4 {
+		t.Fatalf("names d zz b d: %v next %q", names(p.Sessions), p.Next)
+	}
+	if p := r.Page(Query{Names: []string{"a", "b"}, Prefix: "b"}); !slices.Equal(names(p.Sessions), []string{"b"}) {
+		t.Fatalf("names with a prefix: %v", names(p.Sessions))
+	}
+	if p := r.Page(Query{Names: []string{"a"}, State: pulse.StateSuspect}); len(p.Sessions) != 0 {
+		t.Fatalf("names with a state: %v", names(p.Sessions))
+	}
+}
