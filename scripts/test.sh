@@ -21,6 +21,22 @@ fi
 # toolchain from the module proxy by itself.
 go version
 
+step "chromium"
+# The dashboard's browser test (httpapi/browser_test.go) drives a headless
+# Chromium; it skips without one on a developer's machine, and fails in CI.
+if command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1 ||
+  command -v google-chrome >/dev/null 2>&1 || command -v google-chrome-stable >/dev/null 2>&1; then
+  : # installed already
+elif command -v apt-get >/dev/null 2>&1; then
+  sudo=""
+  if [ "$(id -u)" -ne 0 ]; then sudo="sudo"; fi
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq chromium >/dev/null
+  echo "installed $(command -v chromium)"
+else
+  echo "no chromium and no apt-get: the browser test will skip (or fail under CI=true)" >&2
+fi
+
 step "gofmt"
 unformatted=$(gofmt -l .)
 if [ -n "$unformatted" ]; then
