@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"slices"
 	"strconv"
 	"strings"
 	"text/tabwriter"
@@ -24,6 +25,18 @@ type flagSet struct {
 	out                       io.Writer
 	env                       func(string) (string, bool)
 	defaults                  map[string]string // shown instead of the flag's zero default
+	operands                  string            // the positional arguments in the usage line, such as " NAME"
+	aliases                   map[string]string // short name → the flag it stands for
+}
+
+// alias defines -short as another name of the flag --long.
+func (fs *flagSet) alias(short, long string) {
+	f := fs.Lookup(long)
+	fs.Var(f.Value, short, "short for --"+long)
+	if fs.aliases == nil {
+		fs.aliases = map[string]string{}
+	}
+	fs.aliases[short] = long
 }
 
 func newFlagSet(name, synopsis, about, examples string, out io.Writer, env func(string) (string, bool)) *flagSet {
@@ -46,21 +59,51 @@ func envName(flagName string) string {
 // left alone from its environment variable. It takes no positional
 // arguments.
 func (fs *flagSet) parse(args []string) error {
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			fs.printUsage()
-			return errHelp
+	_, err := fs.parseArgs(args, nil)
+	return err
+}
+
+// parseArgs is parse for a command that takes the positional arguments
+// named in want (such as NAME), before, after or between its flags. It
+// returns them, and refuses too many or too few.
+func (fs *flagSet) parseArgs(args []string, want []string) ([]string, error) {
+	var positional []string
+	for {
+		if err := fs.Parse(args); err != nil {
+			if errors.Is(err, flag.ErrHelp) {
+				fs.printUsage()
+				return nil, errHelp
+			}
+			return nil, usageErrorf("%s", doubleDash(err.Error()))
 		}
-		return usageErrorf("%s", doubleDash(err.Error()))
+		if fs.NArg() == 0 {
+			break
+		}
+		positional = append(positional, fs.Arg(0))
+		args = fs.Args()[1:]
 	}
-	if fs.NArg() > 0 {
-		return usageErrorf("unexpected argument %q", fs.Arg(0))
+	switch {
+	case len(positional) > len(want):
+		return nil, usageErrorf("unexpected argument %q", positional[len(want)])
+	case len(positional) < len(want):
+		return nil, usageErrorf("missing %s", want[len(positional)])
 	}
+	return positional, fs.fromEnv()
+}
+
+// fromEnv sets the flags that the command line left alone from their
+// environment variables.
+func (fs *flagSet) fromEnv() error {
 	given := map[string]bool{}
-	fs.Visit(func(f *flag.Flag) { given[f.Name] = true })
+	fs.Visit(func(f *flag.Flag) {
+		given[f.Name] = true
+		if long, ok := fs.aliases[f.Name]; ok {
+			given[long] = true
+		}
+	})
 	var err error
 	fs.VisitAll(func(f *flag.Flag) {
-		if err != nil || given[f.Name] {
+		if _, alias := fs.aliases[f.Name]; err != nil || given[f.Name] || alias {
 			return
 		}
 		name := envName(f.Name)
@@ -115,6 +158,22 @@ func (fs *flagSet) bool(name string, value bool, usage string) *bool {
 	return p
 }
 
+// optionalAddr defines a host:port flag that "" or "off" turns off.
+func (fs *flagSet) optionalAddr(name, value, usage string) *string {
+	p := new(string)
+	*p = value
+	fs.Var((*optionalAddrValue)(p), name, usage)
+	return p
+}
+
+// choice defines a flag whose value is one of choices.
+func (fs *flagSet) choice(name, value string, choices []string, usage string) *string {
+	p := new(string)
+	*p = value
+	fs.Var(&choiceValue{value: p, choices: choices}, name, usage)
+	return p
+}
+
 // addr defines a host:port flag, checked as it is set.
 func (fs *flagSet) addr(name, value, usage string) *string {
 	p := new(string)
@@ -162,6 +221,41 @@ func (b *boolValue) Set(s string) error {
 func (b *boolValue) String() string   { return strconv.FormatBool(bool(*b)) }
 func (b *boolValue) IsBoolFlag() bool { return true }
 
+// optionalAddrValue is a host:port, or "" or "off" for none.
+type optionalAddrValue string
+
+func (a *optionalAddrValue) Set(s string) error {
+	if s == "" || s == "off" {
+		*a = ""
+		return nil
+	}
+	return (*addrValue)(a).Set(s)
+}
+func (a *optionalAddrValue) String() string  { return string(*a) }
+func (a *optionalAddrValue) argName() string { return "HOST:PORT" }
+
+// choiceValue is one of a fixed set of words.
+type choiceValue struct {
+	value   *string
+	choices []string
+}
+
+func (c *choiceValue) Set(s string) error {
+	if !slices.Contains(c.choices, s) {
+		return fmt.Errorf("want one of %s", strings.Join(c.choices, ", "))
+	}
+	*c.value = s
+	return nil
+}
+
+func (c *choiceValue) String() string {
+	if c.value == nil {
+		return ""
+	}
+	return *c.value
+}
+func (c *choiceValue) argName() string { return strings.ToUpper(strings.Join(c.choices, "|")) }
+
 type addrValue string
 
 func (a *addrValue) Set(s string) error {
@@ -179,7 +273,7 @@ func (a *addrValue) String() string  { return string(*a) }
 func (a *addrValue) argName() string { return "HOST:PORT" }
 
 func (fs *flagSet) printUsage() {
-	fmt.Fprintf(fs.out, "Usage: pulse %s [flags]\n\n%s\n\nFlags:\n", fs.Name(), fs.synopsis)
+	fmt.Fprintf(fs.out, "Usage: pulse %s%s [flags]\n\n%s\n\nFlags:\n", fs.Name(), fs.operands, fs.synopsis)
 	tw := tabwriter.NewWriter(fs.out, 0, 4, 2, ' ', 0)
 	fs.VisitAll(func(f *flag.Flag) {
 		arg, help := flag.UnquoteUsage(f)
@@ -199,7 +293,11 @@ func (fs *flagSet) printUsage() {
 		if _, ok := f.Value.(interface{ IsBoolFlag() bool }); ok {
 			arg = ""
 		}
-		fmt.Fprintf(tw, "  --%s%s\t%s\t%s\n", f.Name, arg, envName(f.Name), help)
+		dash, env := "--", envName(f.Name)
+		if _, alias := fs.aliases[f.Name]; alias { // such as -o: no variable of its own
+			dash, env = "-", ""
+		}
+		fmt.Fprintf(tw, "  %s%s%s\t%s\t%s\n", dash, f.Name, arg, env, help)
 	})
 	tw.Flush()
 	if fs.about != "" {

@@ -1,8 +1,11 @@
 // Command pulse runs a pulse heartbeat server, a client agent that keeps a
 // session alive, and the tools around them.
 //
-//	pulse serve [flags]    run the heartbeat server
-//	pulse agent [flags]    register a name with a server and beat
+//	pulse serve [flags]       run the heartbeat server, its HTTP API and dashboard
+//	pulse agent [flags]       register a name with a server and beat
+//	pulse ls [flags]          list the live sessions
+//	pulse watch [flags]       stream session events
+//	pulse kick NAME [flags]   remove a session
 //
 // Run "pulse <command> --help" for a command's flags. Every flag can also
 // come from an environment variable: --hello-timeout from
@@ -63,6 +66,12 @@ func runWith(ctx context.Context, args []string, stdout, stderr io.Writer, env f
 		cmd = &serveCommand{stdout: stdout, stderr: stderr, env: env}
 	case "agent":
 		cmd = &agentCommand{stdout: stdout, stderr: stderr, env: env}
+	case "ls":
+		cmd = &lsCommand{stdout: stdout, stderr: stderr, env: env}
+	case "watch":
+		cmd = &watchCommand{stdout: stdout, stderr: stderr, env: env}
+	case "kick":
+		cmd = &kickCommand{stdout: stdout, stderr: stderr, env: env}
 	case "version", "--version":
 		fmt.Fprintln(stdout, "pulse", pulse.Version)
 		return 0
@@ -92,8 +101,11 @@ Usage:
   pulse <command> [flags]
 
 Commands:
-  serve     run the heartbeat server
+  serve     run the heartbeat server, with its HTTP API, dashboard and metrics
   agent     register a name with a server and keep it alive
+  ls        list the live sessions of a server
+  watch     stream the session events of a server as they happen
+  kick      remove a session from a server
   version   print the version
 
 Run 'pulse <command> --help' for the flags of a command. Every flag can also
@@ -102,4 +114,7 @@ be set by an environment variable: --listen by PULSE_LISTEN, and so on.
 Examples:
   pulse serve
   pulse agent --server 127.0.0.1:7070 --name web-1
+  pulse ls --state suspect
+  pulse watch
+  pulse kick web-1
 `

@@ -52,7 +52,8 @@ type proc struct {
 func start(t *testing.T, args ...string) *proc {
 	t.Helper()
 	cmd := exec.Command(binary, append(args, "--log-format", "json")...)
-	cmd.Env = append(os.Environ(), "PULSE_LOG_LEVEL=debug")
+	// A free HTTP port for every server, so that tests run side by side.
+	cmd.Env = append(os.Environ(), "PULSE_LOG_LEVEL=debug", "PULSE_HTTP=127.0.0.1:0")
 	stderr, err := cmd.StderrPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -226,6 +227,16 @@ func TestUsageErrorsExitTwo(t *testing.T) {
 		{[]string{"agent", "--meta", "novalue"}, nil, 2, "want key=value"},
 		{[]string{"agent", "--meta", "bad key=v"}, nil, 2, `--meta: meta key "bad key" is not`},
 		{[]string{"agent", "--no-ack=maybe"}, nil, 2, `invalid boolean value "maybe" for --no-ack: want true or false`},
+		{[]string{"serve", "--http", "nowhere"}, nil, 2, "want host:port"},
+		{[]string{"serve", "--event-history", "0"}, nil, 2, "--event-history must be at least 1"},
+		{[]string{"ls", "--state", "dead"}, nil, 2, "want one of alive, suspect"},
+		{[]string{"ls", "-o", "yaml"}, nil, 2, "want one of table, json"},
+		{[]string{"ls"}, map[string]string{"PULSE_HTTP": "ftp://x"}, 2, "--http"},
+		{[]string{"ls", "extra"}, nil, 2, `unexpected argument "extra"`},
+		{[]string{"watch", "--color", "sometimes"}, nil, 2, "want one of auto, always, never"},
+		{[]string{"kick"}, nil, 2, "missing the NAME of the session to kick"},
+		{[]string{"kick", "a", "b"}, nil, 2, `unexpected argument "b"`},
+		{[]string{"kick", "a", "--timeout", "0s"}, nil, 2, "--timeout must be positive"},
 	}
 	for _, tt := range tests {
 		var stdout, stderr bytes.Buffer
@@ -238,13 +249,20 @@ func TestUsageErrorsExitTwo(t *testing.T) {
 }
 
 func TestHelp(t *testing.T) {
-	for _, cmd := range []string{"serve", "agent"} {
+	for _, cmd := range []string{"serve", "agent", "ls", "watch", "kick"} {
 		var stdout, stderr bytes.Buffer
 		if code := run(context.Background(), []string{cmd, "--help"}, &stdout, &stderr); code != 0 {
 			t.Fatalf("%s --help exited %d", cmd, code)
 		}
 		help := stdout.String()
-		for _, want := range []string{"Usage: pulse " + cmd, "Examples:", "PULSE_LOG_LEVEL", "--log-format FORMAT"} {
+		wants := []string{"Usage: pulse " + cmd, "Examples:"}
+		if cmd == "serve" || cmd == "agent" {
+			wants = append(wants, "PULSE_LOG_LEVEL", "--log-format FORMAT")
+		}
+		if cmd != "agent" {
+			wants = append(wants, "PULSE_HTTP")
+		}
+		for _, want := range wants {
 			if !strings.Contains(help, want) {
 				t.Errorf("%s --help lacks %q:\n%s", cmd, want, help)
 			}

@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/pulsehq/pulse"
+	"github.com/pulsehq/pulse/httpapi"
+	"github.com/pulsehq/pulse/metrics"
 	"github.com/pulsehq/pulse/server"
 )
 
@@ -17,12 +19,15 @@ import (
 type serveCommand struct {
 	stdout, stderr io.Writer
 	env            func(string) (string, bool)
-	// ready, if set, is called with the address the server listens on.
-	ready func(addr net.Addr)
+	// ready, if set, is called with the addresses the server listens on:
+	// heartbeats, and HTTP (nil when off).
+	ready func(heartbeat, http net.Addr)
 }
 
 const serveExamples = `  pulse serve
   pulse serve --listen 0.0.0.0:7070 --interval 1s --misses 3
+  pulse serve --http 127.0.0.1:9090        # the API, dashboard and /metrics elsewhere
+  pulse serve --http ""                     # no HTTP at all
   PULSE_INTERVAL=10s pulse serve --log-format json
 `
 
@@ -34,7 +39,9 @@ func (c *serveCommand) Run(ctx context.Context, args []string) error {
 			"closed and its session removed. Every session event is logged.",
 		serveExamples, c.stdout, c.env)
 	var (
-		listen          = fs.addr("listen", "127.0.0.1:7070", "TCP address to listen on for heartbeats")
+		listenAddr      = fs.addr("listen", "127.0.0.1:7070", "TCP address to listen on for heartbeats")
+		httpAddr        = fs.optionalAddr("http", "127.0.0.1:7071", `TCP address of the HTTP API, dashboard and /metrics; "" or off for none`)
+		history         = fs.int("event-history", httpapi.DefaultHistory, "events kept for event streams that resume (Last-Event-ID)")
 		interval        = fs.duration("interval", pulse.DefaultInterval, "how often clients beat")
 		misses          = fs.int("misses", pulse.DefaultMisses, "missed intervals after which a silent session is dead")
 		suspectAfter    = fs.duration("suspect-after", 0, "silence after which a session is suspect")
@@ -56,46 +63,77 @@ func (c *serveCommand) Run(ctx context.Context, args []string) error {
 	if err := timing.Validate(); err != nil {
 		return usageErrorf("--interval %v, --misses %d, --suspect-after %v: %v", *interval, *misses, timing.Suspect(), err)
 	}
+	if *history < 1 {
+		return usageErrorf("--event-history must be at least 1, got %d", *history)
+	}
 	for name, d := range map[string]time.Duration{"hello-timeout": *helloTimeout, "write-timeout": *writeTimeout, "shutdown-timeout": *shutdownTimeout} {
 		if d <= 0 {
 			return usageErrorf("--%s must be positive, got %v", name, d)
 		}
 	}
+	m := metrics.New()
 	srv, err := server.New(server.Config{
 		Timing:       timing,
 		HelloTimeout: *helloTimeout,
 		WriteTimeout: *writeTimeout,
 		Logger:       log,
+		Observer:     m,
 	})
 	if err != nil {
 		return usageErrorf("%v", err)
 	}
-	ln, err := net.Listen("tcp", *listen)
-	if errors.Is(err, syscall.EADDRINUSE) {
-		return fmt.Errorf("%w (is another server running there? choose another address with --listen)", err)
-	}
+	ln, err := listen(*listenAddr, "--listen")
 	if err != nil {
+		srv.Close()
 		return err
 	}
+	var web *webServer
+	if *httpAddr != "" {
+		web, err = startWeb(*httpAddr, srv, m, *history, *writeTimeout, log)
+		if err != nil {
+			ln.Close()
+			srv.Close()
+			return err
+		}
+	}
 	if c.ready != nil {
-		c.ready(ln.Addr())
+		c.ready(ln.Addr(), web.addr())
 	}
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(ln) }()
 
+	var failed error
 	select {
 	case err := <-served:
-		srv.Close()
-		return fmt.Errorf("serving %s: %w", ln.Addr(), err)
+		failed = fmt.Errorf("serving %s: %w", ln.Addr(), err)
+	case err := <-web.failed():
+		failed = fmt.Errorf("serving HTTP on %s: %w", web.addr(), err)
 	case <-ctx.Done():
+		log.Info("signal received; saying BYE to every client", "timeout", *shutdownTimeout)
 	}
-	log.Info("signal received; saying BYE to every client", "timeout", *shutdownTimeout)
 	shutdownCtx, cancel := context.WithTimeout(context.Background(), *shutdownTimeout)
 	defer cancel()
-	if err := srv.Shutdown(shutdownCtx); err != nil && !errors.Is(err, context.DeadlineExceeded) {
-		return fmt.Errorf("shutdown: %w", err)
+	// Heartbeats first, so that event streams carry the last events.
+	if err := srv.Shutdown(shutdownCtx); err != nil && !errors.Is(err, context.DeadlineExceeded) && failed == nil {
+		failed = fmt.Errorf("shutdown: %w", err)
 	}
-	<-served
+	if failed == nil {
+		<-served
+	}
+	web.shutdown(shutdownCtx)
+	if failed != nil {
+		return failed
+	}
 	log.Info("stopped")
 	return nil
+}
+
+// listen listens on addr for the flag named, with a hint when the address
+// is taken.
+func listen(addr, flagName string) (net.Listener, error) {
+	ln, err := net.Listen("tcp", addr)
+	if errors.Is(err, syscall.EADDRINUSE) {
+		return nil, fmt.Errorf("%w (is another server running there? choose another address with %s)", err, flagName)
+	}
+	return ln, err
 }

@@ -1,0 +1,72 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/pulsehq/pulse/httpapi"
+)
+
+// defaultHTTP is where pulse serve answers HTTP unless told otherwise.
+const defaultHTTP = "127.0.0.1:7071"
+
+// apiFlags are the flags of the commands that talk to a server's HTTP API.
+type apiFlags struct {
+	addr    *string
+	timeout *time.Duration
+}
+
+func (a *apiFlags) register(fs *flagSet) {
+	a.addr = fs.String("http", defaultHTTP, "`address` of the server's HTTP API: host:port or http://host:port")
+	a.timeout = fs.duration("timeout", 10*time.Second, "how long to wait for the API to answer")
+}
+
+// client returns a client of the API the flags name.
+func (a *apiFlags) client() (*httpapi.Client, error) {
+	c, err := httpapi.NewClient(*a.addr, nil)
+	if err != nil {
+		return nil, usageErrorf("--http: %v", err)
+	}
+	if *a.timeout <= 0 {
+		return nil, usageErrorf("--timeout must be positive, got %v", *a.timeout)
+	}
+	return c, nil
+}
+
+// explain adds to an error of the API client what the user can do.
+func explain(err error) error {
+	if errors.Is(err, httpapi.ErrUnreachable) {
+		return fmt.Errorf("%w\nIs pulse serve running, with its HTTP API (--http) there? Point this command at it with --http or PULSE_HTTP", err)
+	}
+	return err
+}
+
+// ago formats how long ago something was, kubectl style: 4.2s, 42s, 5m3s,
+// 3h12m, 2d4h.
+func ago(d time.Duration) string {
+	switch {
+	case d < 0:
+		return "0s"
+	case d < 10*time.Second:
+		return fmt.Sprintf("%.1fs", d.Seconds())
+	case d < time.Minute:
+		return fmt.Sprintf("%ds", int(d.Seconds()))
+	case d < time.Hour:
+		return fmt.Sprintf("%dm%ds", int(d.Minutes()), int(d.Seconds())%60)
+	case d < 24*time.Hour:
+		return fmt.Sprintf("%dh%dm", int(d.Hours()), int(d.Minutes())%60)
+	}
+	return fmt.Sprintf("%dd%dh", int(d.Hours())/24, int(d.Hours())%24)
+}
+
+// rtt formats a round-trip time in milliseconds, "-" when unknown.
+func rtt(ms float64) string {
+	switch {
+	case ms <= 0:
+		return "-"
+	case ms < 10:
+		return fmt.Sprintf("%.2fms", ms)
+	}
+	return fmt.Sprintf("%.0fms", ms)
+}
