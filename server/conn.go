@@ -55,6 +55,12 @@ func newConn(srv *Server, nc net.Conn) *conn {
 // End implements registry.Link: the registry removed the session (dead,
 // replaced or kicked); tell the client and close.
 func (c *conn) End(kind pulse.EventKind, detail string) {
+	c.end(&ending{line: endLine(c.srv, kind, detail)})
+}
+
+// endLine is the ERR line that tells a client how the registry ended its
+// session.
+func endLine(s *Server, kind pulse.EventKind, detail string) []byte {
 	code := wire.CodeInternal
 	switch kind {
 	case pulse.EventDead:
@@ -64,9 +70,13 @@ func (c *conn) End(kind pulse.EventKind, detail string) {
 	case pulse.EventKicked:
 		code = wire.CodeKicked
 	}
-	c.srv.cfg.Observer.Rejected(code)
-	c.end(&ending{line: wire.AppendErr(nil, code, detail)})
+	s.cfg.Observer.Rejected(code)
+	return wire.AppendErr(nil, code, detail)
 }
+
+// kill closes the connection at once, which also interrupts a blocked
+// write; the goroutine then finishes as it was ended.
+func (c *conn) kill() { c.nc.Close() }
 
 // end asks the goroutine to finish as e says. Only the first call counts.
 // It does not block.

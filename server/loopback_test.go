@@ -34,6 +34,9 @@ func startServer(t *testing.T, cfg Config) *testServer {
 	if cfg.Logger == nil {
 		cfg.Logger = quiet
 	}
+	if cfg.Transport == TransportAuto {
+		cfg.Transport = testTransport
+	}
 	srv, err := New(cfg)
 	if err != nil {
 		t.Fatal(err)

@@ -43,8 +43,20 @@ type Server struct {
 
 	mu        sync.Mutex
 	listeners map[net.Listener]struct{}
-	conns     map[*conn]struct{}
+	conns     map[tracked]struct{}
 	connsWG   sync.WaitGroup
+	loop      *eventLoop // started by the first Serve that uses it
+	loopErr   error      // why it could not start
+}
+
+// tracked is a connection the server can end from outside, whatever its
+// transport.
+type tracked interface {
+	// end asks the connection to finish as e says; it does not block, and
+	// only the first call counts.
+	end(e *ending)
+	// kill closes the connection at once, interrupting a blocked write.
+	kill()
 }
 
 // New returns a server with the given configuration; the zero Config means
@@ -58,11 +70,12 @@ func New(cfg Config) (*Server, error) {
 		log:       cfg.Logger,
 		done:      make(chan struct{}),
 		listeners: make(map[net.Listener]struct{}),
-		conns:     make(map[*conn]struct{}),
+		conns:     make(map[tracked]struct{}),
 	}
 	reg, err := registry.New(registry.Config{
-		Policy:   cfg.Policy,
-		Interval: cfg.Timing.Interval,
+		Policy:     cfg.Policy,
+		Interval:   cfg.Timing.Interval,
+		Resolution: serverResolution,
 		OnEvent: func(ev pulse.Event) {
 			s.logEvent(ev)
 			cfg.Observer.Event(ev)
@@ -121,6 +134,15 @@ func (s *Server) Serve(ln net.Listener) error {
 			return fmt.Errorf("pulse: accept: %w", err)
 		}
 		pause = 0
+		if loop := s.eventLoopFor(nc); loop != nil {
+			err := loop.add(nc)
+			if err == nil {
+				continue
+			}
+			if !errors.Is(err, ErrServerClosed) {
+				s.log.Warn("event loop cannot take a connection; it gets a goroutine", "peer", nc.RemoteAddr().String(), "error", err)
+			}
+		}
 		c := newConn(s, nc)
 		if !s.trackConn(c) {
 			c.finish(endShutdown)
@@ -128,6 +150,26 @@ func (s *Server) Serve(ln net.Listener) error {
 		}
 		go c.serve()
 	}
+}
+
+// eventLoopFor returns the event loop that is to run nc, starting it if
+// need be, or nil if nc gets a goroutine of its own.
+func (s *Server) eventLoopFor(nc net.Conn) *eventLoop {
+	if s.cfg.Transport == TransportGoroutines || !eventLoopSupported {
+		return nil
+	}
+	if _, ok := nc.(*net.TCPConn); !ok {
+		return nil // TLS and other wrapped connections need a goroutine
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.loop == nil && s.loopErr == nil && !s.shuttingDown.Load() {
+		s.loop, s.loopErr = newEventLoop(s)
+		if s.loopErr != nil {
+			s.log.Warn("cannot start the event loop; every connection gets a goroutine", "error", s.loopErr)
+		}
+	}
+	return s.loop
 }
 
 func (s *Server) track(ln net.Listener) bool {
@@ -147,7 +189,7 @@ func (s *Server) untrack(ln net.Listener) {
 	ln.Close()
 }
 
-func (s *Server) trackConn(c *conn) bool {
+func (s *Server) trackConn(c tracked) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.shuttingDown.Load() {
@@ -158,8 +200,8 @@ func (s *Server) trackConn(c *conn) bool {
 	return true
 }
 
-// forget is called by a connection's goroutine as it exits.
-func (s *Server) forget(c *conn) {
+// forget is called by a connection's transport once it has closed it.
+func (s *Server) forget(c tracked) {
 	s.mu.Lock()
 	delete(s.conns, c)
 	s.mu.Unlock()
@@ -186,13 +228,24 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		err = ctx.Err()
 		s.mu.Lock()
 		for c := range s.conns {
-			c.nc.Close()
+			c.kill()
 		}
 		s.mu.Unlock()
 		<-drained
 	}
+	s.stopLoop()
 	s.reg.Close()
 	return err
+}
+
+// stopLoop stops the event loop, once its connections are gone.
+func (s *Server) stopLoop() {
+	s.mu.Lock()
+	loop := s.loop
+	s.mu.Unlock()
+	if loop != nil {
+		loop.close()
+	}
 }
 
 // Close stops the server at once: it closes the listeners and every
@@ -200,6 +253,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 func (s *Server) Close() error {
 	s.stop(endAbrupt)
 	s.connsWG.Wait()
+	s.stopLoop()
 	s.reg.Close()
 	return nil
 }
@@ -218,7 +272,7 @@ func (s *Server) stop(e *ending) {
 	for c := range s.conns {
 		c.end(e)
 		if e.abrupt {
-			c.nc.Close() // also interrupts a blocked write
+			c.kill()
 		}
 	}
 }

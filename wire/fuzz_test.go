@@ -2,7 +2,9 @@ package wire
 
 import (
 	"bytes"
+	"errors"
 	"io"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -115,4 +117,52 @@ func (c *chunkReader) Read(p []byte) (int, error) {
 	n := copy(p[:min(len(p), c.n)], c.b)
 	c.b = c.b[n:]
 	return n, nil
+}
+
+// FuzzSplitter checks that a Splitter fed a stream in arbitrary chunks
+// finds the same lines, and the same line-too-long error, as a Reader.
+func FuzzSplitter(f *testing.F) {
+	f.Add([]byte("HELLO a\r\nBEAT 1\nBEAT\n\npartial"), []byte{3, 1, 7})
+	f.Add(bytes.Repeat([]byte("x"), MaxLineBytes+3), []byte{200})
+	f.Add(append(bytes.Repeat([]byte("y"), MaxLineBytes), "\r\nBEAT\n"...), []byte{255, 255})
+	f.Fuzz(func(t *testing.T, stream []byte, cuts []byte) {
+		var want []string
+		var wantErr error
+		r := NewReader(bytes.NewReader(stream))
+		for {
+			line, err := r.ReadLine()
+			if err != nil {
+				if err != io.EOF {
+					wantErr = err
+				}
+				break
+			}
+			want = append(want, string(line))
+		}
+
+		var got []string
+		var gotErr error
+		var s Splitter
+		rest := stream
+		for i := 0; len(rest) > 0 && gotErr == nil; i++ {
+			n := len(rest)
+			if len(cuts) > 0 {
+				n = min(n, int(cuts[i%len(cuts)])*32+1)
+			}
+			gotErr = s.Split(rest[:n], func(line []byte) bool {
+				got = append(got, string(line))
+				return true
+			})
+			rest = rest[n:]
+		}
+		if !errors.Is(gotErr, wantErr) || (wantErr == nil && gotErr != nil) {
+			t.Fatalf("error: splitter %v, reader %v", gotErr, wantErr)
+		}
+		if wantErr == nil && !slices.Equal(got, want) {
+			t.Fatalf("lines: splitter %q, reader %q", got, want)
+		}
+		if wantErr != nil && (len(got) > len(want) || !slices.Equal(got, want[:len(got)])) {
+			t.Fatalf("lines before the error: splitter %q, reader %q", got, want)
+		}
+	})
 }

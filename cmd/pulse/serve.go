@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"os"
+	"runtime/pprof"
 	"syscall"
 	"time"
 
@@ -47,6 +49,8 @@ func (c *serveCommand) Run(ctx context.Context, args []string) error {
 		suspectAfter    = fs.duration("suspect-after", 0, "silence after which a session is suspect")
 		helloTimeout    = fs.duration("hello-timeout", pulse.DefaultHelloTimeout, "time a new connection has to send HELLO")
 		writeTimeout    = fs.duration("write-timeout", server.DefaultWriteTimeout, "time a write to a client that does not read may stay blocked before the client is cut")
+		transport       = fs.choice("transport", "auto", []string{"auto", "epoll", "goroutine"}, "how connections are run: auto is one epoll event loop for plain TCP on Linux; goroutine gives each connection its own")
+		cpuProfile      = fs.String("cpu-profile", "", "write a CPU profile of the whole run to this `file` (go tool pprof reads it)")
 		shutdownTimeout = fs.duration("shutdown-timeout", 10*time.Second, "on SIGINT or SIGTERM, time to say BYE and drain before closing what remains")
 		logs            logFlags
 	)
@@ -71,6 +75,17 @@ func (c *serveCommand) Run(ctx context.Context, args []string) error {
 			return usageErrorf("--%s must be positive, got %v", name, d)
 		}
 	}
+	if *cpuProfile != "" {
+		stop, err := startCPUProfile(*cpuProfile)
+		if err != nil {
+			return err
+		}
+		defer stop()
+	}
+	tr := server.Transport(*transport)
+	if tr == "auto" {
+		tr = server.TransportAuto
+	}
 	m := metrics.New()
 	srv, err := server.New(server.Config{
 		Timing:       timing,
@@ -78,6 +93,7 @@ func (c *serveCommand) Run(ctx context.Context, args []string) error {
 		WriteTimeout: *writeTimeout,
 		Logger:       log,
 		Observer:     m,
+		Transport:    tr,
 	})
 	if err != nil {
 		return usageErrorf("%v", err)
@@ -126,6 +142,22 @@ func (c *serveCommand) Run(ctx context.Context, args []string) error {
 	}
 	log.Info("stopped")
 	return nil
+}
+
+// startCPUProfile profiles the process into file until stop is called.
+func startCPUProfile(file string) (stop func(), err error) {
+	f, err := os.Create(file)
+	if err != nil {
+		return nil, fmt.Errorf("--cpu-profile: %w", err)
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("--cpu-profile: %w", err)
+	}
+	return func() {
+		pprof.StopCPUProfile()
+		f.Close()
+	}, nil
 }
 
 // listen listens on addr for the flag named, with a hint when the address

@@ -1,0 +1,522 @@
+//go:build linux
+
+package server
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/pulsehq/pulse"
+	"github.com/pulsehq/pulse/wire"
+)
+
+// The event loop is the transport for plain TCP at scale: one goroutine
+// waits on epoll for every connection, reads what is ready, hands the lines
+// to the protocol and writes the replies, with no goroutine, no read buffer
+// and no write buffer per connection while it is idle.
+//
+// Two habits make it cheap. While there is traffic it sleeps
+// loopBatchDelay between polls, so that each wake-up finds many
+// connections ready and its fixed costs (waking a thread, the poll) are
+// shared among them; a beat waits at most that long to be read and
+// answered, which no judgment on a scale of seconds can notice. When a
+// poll finds nothing, it blocks in epoll_wait until a connection is ready,
+// a deadline is due or it is woken, so an idle server costs nothing.
+const (
+	loopBatchDelay = 2 * time.Millisecond
+	loopIdleSpins  = 50          // empty polls before blocking: 100 ms of quiet
+	loopReadSize   = 64 << 10    // one read buffer, for the loop
+	loopMaxEvents  = 1024        // events per wait
+	loopMaxPending = 64 << 10    // output a client may leave unread before it is cut
+	loopKeepOut    = 256         // a reply buffer up to this size is kept for the next reply
+	loopMaxBlock   = time.Second // the longest epoll_wait, so that deadlines are looked at
+	loopCheckEvery = 10 * time.Millisecond
+)
+
+// eventLoopSupported reports whether this platform has the event loop.
+const eventLoopSupported = true
+
+// eventLoop runs the connections handed to it on one epoll instance.
+type eventLoop struct {
+	srv    *Server
+	epfd   int
+	wakefd int
+	start  time.Time // instants are nanoseconds since start
+
+	mu     sync.Mutex
+	conns  map[int32]*loopConn // by file descriptor
+	queue  []*loopConn         // ended from outside; the loop finishes them
+	closed bool
+
+	done chan struct{} // closed when the loop has exited
+
+	// owned by the loop goroutine
+	events    []unix.EpollEvent
+	ready     []*loopConn
+	scratch   []byte
+	watched   map[*loopConn]struct{} // connections with a deadline
+	nextCheck int64
+}
+
+// loopConn is one connection of the event loop.
+type loopConn struct {
+	loop  *eventLoop
+	fd    int
+	proto protocol
+	split wire.Splitter
+
+	// owned by the loop goroutine
+	out           []byte // replies the kernel has not taken yet
+	state         loopState
+	helloDeadline int64 // 0 once registered
+	writeDeadline int64 // while replies wait for the client to read: when it is cut
+	lingerUntil   int64 // while lingering: when the connection is closed anyway
+	writing       bool  // EPOLLOUT is asked for
+
+	// set from outside: how the connection is to end
+	ending atomic.Pointer[ending]
+	killed atomic.Bool
+}
+
+type loopState uint8
+
+const (
+	loopOpen      loopState = iota
+	loopLingering           // last words sent or being sent; reading only to drain
+	loopClosed
+)
+
+// newEventLoop starts an event loop for srv.
+func newEventLoop(srv *Server) (*eventLoop, error) {
+	epfd, err := unix.EpollCreate1(unix.EPOLL_CLOEXEC)
+	if err != nil {
+		return nil, fmt.Errorf("epoll_create1: %w", err)
+	}
+	wakefd, err := unix.Eventfd(0, unix.EFD_CLOEXEC|unix.EFD_NONBLOCK)
+	if err != nil {
+		unix.Close(epfd)
+		return nil, fmt.Errorf("eventfd: %w", err)
+	}
+	if err := unix.EpollCtl(epfd, unix.EPOLL_CTL_ADD, wakefd, &unix.EpollEvent{Events: unix.EPOLLIN, Fd: int32(wakefd)}); err != nil {
+		unix.Close(wakefd)
+		unix.Close(epfd)
+		return nil, fmt.Errorf("epoll_ctl: %w", err)
+	}
+	l := &eventLoop{
+		srv:     srv,
+		epfd:    epfd,
+		wakefd:  wakefd,
+		start:   time.Now(),
+		conns:   make(map[int32]*loopConn),
+		done:    make(chan struct{}),
+		events:  make([]unix.EpollEvent, loopMaxEvents),
+		scratch: make([]byte, loopReadSize),
+		watched: make(map[*loopConn]struct{}),
+	}
+	go l.run()
+	return l, nil
+}
+
+func (l *eventLoop) now() int64 { return int64(time.Since(l.start)) }
+
+// add takes over a TCP connection: its file descriptor is duplicated into
+// the loop, the connection is tracked by the server, and nc is closed. On
+// error nc is left as it was, and ErrServerClosed means the server is
+// shutting down.
+func (l *eventLoop) add(nc net.Conn) error {
+	sc, ok := nc.(syscall.Conn)
+	if !ok {
+		return errors.New("not a socket")
+	}
+	raw, err := sc.SyscallConn()
+	if err != nil {
+		return err
+	}
+	fd := -1
+	var dupErr error
+	if err := raw.Control(func(orig uintptr) {
+		fd, dupErr = unix.FcntlInt(orig, unix.F_DUPFD_CLOEXEC, 0)
+	}); err != nil {
+		return err
+	}
+	if dupErr != nil {
+		return fmt.Errorf("dup: %w", dupErr)
+	}
+	if err := unix.SetNonblock(fd, true); err != nil {
+		unix.Close(fd)
+		return fmt.Errorf("set non-blocking: %w", err)
+	}
+	c := &loopConn{loop: l, fd: fd}
+	c.proto = protocol{srv: l.srv, peer: nc.RemoteAddr().String(), link: c}
+	c.helloDeadline = l.now() + int64(l.srv.cfg.HelloTimeout)
+	if !l.srv.trackConn(c) {
+		unix.Close(fd)
+		return ErrServerClosed
+	}
+	l.mu.Lock()
+	l.conns[int32(fd)] = c
+	l.mu.Unlock()
+	if err := unix.EpollCtl(l.epfd, unix.EPOLL_CTL_ADD, fd, &unix.EpollEvent{Events: unix.EPOLLIN | unix.EPOLLRDHUP, Fd: int32(fd)}); err != nil {
+		l.mu.Lock()
+		delete(l.conns, int32(fd))
+		l.mu.Unlock()
+		unix.Close(fd)
+		l.srv.forget(c)
+		return fmt.Errorf("epoll_ctl: %w", err)
+	}
+	nc.Close()   // the duplicate keeps the socket open
+	l.enqueue(c) // for the loop to watch its hello deadline
+	return nil
+}
+
+// wake interrupts a blocked epoll_wait.
+func (l *eventLoop) wake() {
+	var one = [8]byte{1}
+	_, _ = unix.Write(l.wakefd, one[:]) // EAGAIN: a wake-up is pending already
+}
+
+// close stops the loop once its connections are gone, and waits for it.
+func (l *eventLoop) close() {
+	l.mu.Lock()
+	l.closed = true
+	l.mu.Unlock()
+	l.wake()
+	<-l.done
+}
+
+// End implements registry.Link: the registry removed the session.
+func (c *loopConn) End(kind pulse.EventKind, detail string) {
+	c.end(&ending{line: endLine(c.loop.srv, kind, detail)})
+}
+
+// end asks the loop to finish the connection as e says; only the first
+// call counts. It does not block.
+func (c *loopConn) end(e *ending) {
+	if c.ending.CompareAndSwap(nil, e) {
+		c.loop.enqueue(c)
+	}
+}
+
+// kill asks the loop to close the connection at once, without a word.
+func (c *loopConn) kill() {
+	if c.killed.CompareAndSwap(false, true) {
+		c.loop.enqueue(c)
+	}
+}
+
+func (l *eventLoop) enqueue(c *loopConn) {
+	l.mu.Lock()
+	l.queue = append(l.queue, c)
+	l.mu.Unlock()
+	l.wake()
+}
+
+// run is the loop goroutine.
+func (l *eventLoop) run() {
+	defer close(l.done)
+	defer unix.Close(l.wakefd)
+	defer unix.Close(l.epfd)
+	block := true
+	for {
+		var n int
+		var err error
+		if block {
+			n, err = unix.EpollWait(l.epfd, l.events, l.blockFor())
+		} else {
+			n, err = rawPoll(l.epfd, l.events)
+		}
+		if err != nil && !errors.Is(err, unix.EINTR) {
+			l.srv.log.Error("event loop: epoll_wait failed; closing its connections", "error", err)
+			l.abandon()
+			return
+		}
+		n = max(n, 0)
+
+		l.mu.Lock()
+		l.ready = l.ready[:0]
+		for _, ev := range l.events[:n] {
+			l.ready = append(l.ready, l.conns[ev.Fd]) // nil for the wake-up
+		}
+		queue := l.queue
+		l.queue = nil
+		stop := l.closed && len(l.conns) == 0
+		l.mu.Unlock()
+
+		for i, c := range l.ready {
+			ev := l.events[i].Events
+			if c == nil {
+				var buf [8]byte
+				_, _ = unix.Read(l.wakefd, buf[:])
+				continue
+			}
+			if ev&(unix.EPOLLIN|unix.EPOLLRDHUP|unix.EPOLLHUP|unix.EPOLLERR) != 0 {
+				l.readable(c)
+			}
+			if ev&unix.EPOLLOUT != 0 && c.state != loopClosed {
+				l.flush(c)
+			}
+		}
+		for _, c := range queue {
+			l.ended(c)
+		}
+		if now := l.now(); now >= l.nextCheck {
+			l.checkDeadlines(now)
+		}
+		if stop {
+			return
+		}
+		block = n == 0
+		if !block {
+			time.Sleep(loopBatchDelay)
+		}
+	}
+}
+
+// blockFor returns how long epoll_wait may block, in milliseconds: until
+// the next deadline, and no longer than loopMaxBlock.
+func (l *eventLoop) blockFor() int {
+	wait := int64(loopMaxBlock)
+	if len(l.watched) > 0 {
+		wait = min(wait, max(l.nextCheck-l.now(), 0))
+	}
+	return int((wait + int64(time.Millisecond) - 1) / int64(time.Millisecond))
+}
+
+// readable reads what c has sent and answers it.
+func (l *eventLoop) readable(c *loopConn) {
+	if c.state == loopClosed {
+		return
+	}
+	n, err := rawRead(c.fd, l.scratch)
+	switch {
+	case errors.Is(err, unix.EAGAIN) || errors.Is(err, unix.EINTR):
+		return
+	case err != nil || n == 0:
+		if c.state == loopOpen {
+			if n == 0 {
+				c.proto.leave(pulse.ReasonClosed, "")
+			} else {
+				c.proto.leave(pulse.ReasonError, "read: "+err.Error())
+			}
+		}
+		l.closeNow(c)
+		return
+	case c.state == loopLingering:
+		return // draining: what a closing client sends is not read
+	}
+	wasRegistered := c.proto.registered()
+	next := keepOpen
+	err = c.split.Split(l.scratch[:n], func(line []byte) bool {
+		c.out, next = c.proto.onLine(line, c.out)
+		return next == keepOpen
+	})
+	if err != nil { // the only error: a line too long
+		c.out, next = c.proto.reject(c.out, wire.ErrLineTooLong)
+	}
+	if !wasRegistered && c.proto.registered() {
+		c.helloDeadline = 0
+	}
+	if next == closeConn {
+		l.linger(c)
+		return
+	}
+	l.flush(c)
+}
+
+// flush writes what c has pending. A client that leaves too much unread,
+// or leaves it unread too long, is cut.
+func (l *eventLoop) flush(c *loopConn) {
+	if len(c.out) > 0 {
+		n, err := rawWrite(c.fd, c.out)
+		if err != nil && !errors.Is(err, unix.EAGAIN) && !errors.Is(err, unix.EINTR) {
+			if c.state == loopOpen {
+				c.proto.leave(pulse.ReasonError, "write: "+err.Error())
+			}
+			l.closeNow(c)
+			return
+		}
+		c.out = c.out[:copy(c.out, c.out[max(n, 0):])]
+	}
+	if len(c.out) == 0 {
+		if cap(c.out) > loopKeepOut {
+			c.out = nil
+		}
+		c.writeDeadline = 0
+		l.wantWrite(c, false)
+		if c.state == loopLingering {
+			_ = unix.Shutdown(c.fd, unix.SHUT_WR)
+		}
+		l.watch(c)
+		return
+	}
+	if c.state == loopOpen && len(c.out) > loopMaxPending {
+		l.slowConsumer(c)
+		return
+	}
+	if c.writeDeadline == 0 {
+		c.writeDeadline = l.now() + int64(l.srv.cfg.WriteTimeout)
+	}
+	l.wantWrite(c, true)
+	l.watch(c)
+}
+
+// wantWrite asks epoll to tell when c can be written to, or stops asking.
+func (l *eventLoop) wantWrite(c *loopConn, on bool) {
+	if c.writing == on {
+		return
+	}
+	events := uint32(unix.EPOLLIN | unix.EPOLLRDHUP)
+	if on {
+		events |= unix.EPOLLOUT
+	}
+	if unix.EpollCtl(l.epfd, unix.EPOLL_CTL_MOD, c.fd, &unix.EpollEvent{Events: events, Fd: int32(c.fd)}) == nil {
+		c.writing = on
+	}
+}
+
+func (l *eventLoop) slowConsumer(c *loopConn) {
+	c.proto.leave(pulse.ReasonError, "write: client does not read (slow consumer) or is gone")
+	l.closeNow(c)
+}
+
+// linger sends c's last words, then half-closes it and drains what the
+// client still sends for a moment, so that the kernel does not answer
+// unread input with a reset that destroys the last line before the client
+// reads it (the same as conn.close).
+func (l *eventLoop) linger(c *loopConn) {
+	if c.state != loopOpen {
+		return
+	}
+	c.state = loopLingering
+	c.helloDeadline = 0
+	c.lingerUntil = l.now() + int64(lingerTimeout)
+	l.flush(c)
+}
+
+// ended finishes a connection ended from outside, or watches a new one.
+func (l *eventLoop) ended(c *loopConn) {
+	if c.state == loopClosed {
+		return
+	}
+	if c.killed.Load() {
+		if c.state == loopOpen {
+			c.proto.leave(pulse.ReasonShutdown, "")
+		}
+		l.closeNow(c)
+		return
+	}
+	e := c.ending.Load()
+	if e == nil { // just added: watch its hello deadline
+		l.watch(c)
+		return
+	}
+	if c.state != loopOpen {
+		return // closing already
+	}
+	c.out = c.out[:0]
+	switch {
+	case e.shutdown && c.proto.registered():
+		c.proto.leave(pulse.ReasonShutdown, "")
+		c.out = wire.AppendBye(c.out, pulse.ReasonShutdown)
+	case e.shutdown:
+		l.srv.cfg.Observer.Rejected(errShutdown.Code)
+		c.out = wire.AppendErr(c.out, errShutdown.Code, errShutdown.Message)
+	default:
+		c.out = append(c.out, e.line...)
+	}
+	if e.abrupt {
+		l.closeNow(c)
+		return
+	}
+	l.linger(c)
+}
+
+// watch keeps c among the connections whose deadlines the loop checks, or
+// lets it go when it has none.
+func (l *eventLoop) watch(c *loopConn) {
+	d := c.deadline()
+	if d == 0 {
+		delete(l.watched, c)
+		return
+	}
+	l.watched[c] = struct{}{}
+	if d < l.nextCheck || len(l.watched) == 1 {
+		l.nextCheck = d
+	}
+}
+
+// deadline is c's earliest deadline, 0 if none.
+func (c *loopConn) deadline() int64 {
+	d := int64(0)
+	for _, t := range []int64{c.helloDeadline, c.writeDeadline, c.lingerUntil} {
+		if t != 0 && (d == 0 || t < d) {
+			d = t
+		}
+	}
+	return d
+}
+
+// checkDeadlines acts on the deadlines that are due.
+func (l *eventLoop) checkDeadlines(now int64) {
+	next := now + int64(loopMaxBlock)
+	for c := range l.watched {
+		switch {
+		case c.state == loopClosed:
+			delete(l.watched, c)
+			continue
+		case c.state == loopLingering && c.lingerUntil != 0 && now >= c.lingerUntil:
+			l.closeNow(c)
+			continue
+		case c.state == loopOpen && c.writeDeadline != 0 && now >= c.writeDeadline:
+			l.slowConsumer(c)
+			continue
+		case c.state == loopOpen && c.helloDeadline != 0 && now >= c.helloDeadline:
+			c.out, _ = c.proto.reject(c.out, &wire.Error{Code: wire.CodeHelloTimeout,
+				Message: "no HELLO within " + l.srv.cfg.HelloTimeout.String()})
+			l.linger(c)
+		}
+		if d := c.deadline(); d == 0 {
+			delete(l.watched, c)
+		} else {
+			next = min(next, d)
+		}
+	}
+	l.nextCheck = max(next, now+int64(loopCheckEvery))
+}
+
+// closeNow closes c without another word.
+func (l *eventLoop) closeNow(c *loopConn) {
+	if c.state == loopClosed {
+		return
+	}
+	c.state = loopClosed
+	delete(l.watched, c)
+	l.mu.Lock()
+	delete(l.conns, int32(c.fd)) // before the close: the number may be reused at once
+	l.mu.Unlock()
+	unix.Close(c.fd) // also takes it out of the epoll set
+	c.out = nil
+	l.srv.log.Debug("connection closed", "peer", c.proto.peer, "registered", c.proto.registered())
+	l.srv.forget(c)
+}
+
+// abandon closes every connection after the loop itself failed.
+func (l *eventLoop) abandon() {
+	l.mu.Lock()
+	conns := make([]*loopConn, 0, len(l.conns))
+	for _, c := range l.conns {
+		conns = append(conns, c)
+	}
+	l.mu.Unlock()
+	for _, c := range conns {
+		c.proto.leave(pulse.ReasonError, "the server's event loop failed")
+		l.closeNow(c)
+	}
+}
