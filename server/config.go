@@ -131,9 +131,3 @@ func (c *Config) setDefaults() error {
 	c.fillDefaults()
 	return nil
 }
-
-// serverResolution is the granularity of the server's deadlines: a
-// judgment comes at most this long after its deadline. Coarser than the
-// registry's default so that its timer wakes the process a quarter as
-// often under load, well within the 10 ms a death may be late.
-const serverResolution = 4 * time.Millisecond

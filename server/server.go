@@ -73,9 +73,8 @@ func New(cfg Config) (*Server, error) {
 		conns:     make(map[tracked]struct{}),
 	}
 	reg, err := registry.New(registry.Config{
-		Policy:     cfg.Policy,
-		Interval:   cfg.Timing.Interval,
-		Resolution: serverResolution,
+		Policy:   cfg.Policy,
+		Interval: cfg.Timing.Interval,
 		OnEvent: func(ev pulse.Event) {
 			s.logEvent(ev)
 			cfg.Observer.Event(ev)
