@@ -1,6 +1,7 @@
 package registry
 
 import (
+	"math"
 	"sync/atomic"
 	"time"
 
@@ -29,10 +30,10 @@ type entry struct {
 
 	// written by the beating goroutine, read by anyone
 	lastBeat  atomic.Int64 // instant
-	rtt       atomic.Int64 // nanoseconds
 	suspectAt atomic.Int64 // instant
 	deadAt    atomic.Int64 // instant
 	beats     atomic.Uint64
+	rtt       atomic.Uint32 // microseconds, as clients report it: 32 bits beside state keep the entry in a smaller size class
 	// state is a pulse.State; only the registry writes it, under its lock.
 	// StateDead also marks an entry that was removed for any reason.
 	state atomic.Uint32
@@ -59,7 +60,7 @@ func (e *entry) snapshot() pulse.Session {
 		ConnectedAt: e.r.wall(e.connectedAt),
 		LastBeat:    e.r.wall(e.lastBeat.Load()),
 		Beats:       e.beats.Load(),
-		RTT:         time.Duration(e.rtt.Load()),
+		RTT:         time.Duration(e.rtt.Load()) * time.Microsecond,
 		Interval:    e.interval,
 		State:       e.loadState(),
 	}
@@ -99,7 +100,7 @@ func (h *Handle) Beat(rtt time.Duration) {
 	d := e.tracker.Beat(time.Duration(now))
 	e.lastBeat.Store(now)
 	if rtt > 0 {
-		e.rtt.Store(int64(rtt))
+		e.rtt.Store(uint32(min(rtt/time.Microsecond, math.MaxUint32)))
 	}
 	// Deadlines before the beat count, so that the registry, reading the
 	// count first, never pairs an old count with new deadlines unnoticed.

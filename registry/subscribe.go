@@ -133,5 +133,13 @@ func (r *Registry) deliverPending() {
 		r.subMu.Unlock()
 		*ev = pulse.Event{}
 	}
-	r.spare = batch[:0]
+	if cap(batch) <= maxSpareEvents {
+		r.spare = batch[:0]
+	} else {
+		r.spare = nil // a burst's array is let go rather than kept for ever
+	}
 }
+
+// maxSpareEvents is the largest batch array the event goroutine keeps for
+// the next batch.
+const maxSpareEvents = 1024
