@@ -72,6 +72,8 @@ func runWith(ctx context.Context, args []string, stdout, stderr io.Writer, env f
 		cmd = &watchCommand{stdout: stdout, stderr: stderr, env: env}
 	case "kick":
 		cmd = &kickCommand{stdout: stdout, stderr: stderr, env: env}
+	case "bench":
+		cmd = &benchCommand{stdout: stdout, stderr: stderr, env: env}
 	case "version", "--version":
 		fmt.Fprintln(stdout, "pulse", pulse.Version)
 		return 0
@@ -106,6 +108,7 @@ Commands:
   ls        list the live sessions of a server
   watch     stream the session events of a server as they happen
   kick      remove a session from a server
+  bench     run a heartbeat load against a server and measure it
   version   print the version
 
 Run 'pulse <command> --help' for the flags of a command. Every flag can also
