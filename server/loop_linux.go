@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -35,7 +36,7 @@ const (
 	loopReadSize   = 64 << 10    // one read buffer, for the loop
 	loopMaxEvents  = 1024        // events per wait
 	loopMaxPending = 64 << 10    // output a client may leave unread before it is cut
-	loopKeepOut    = 256         // a reply buffer up to this size is kept for the next reply
+	loopReplySize  = 4 << 10     // the loop's reply buffer, which replies are built in and written from
 	loopMaxBlock   = time.Second // the longest epoll_wait, so that deadlines are looked at
 	loopCheckEvery = 10 * time.Millisecond
 )
@@ -60,7 +61,8 @@ type eventLoop struct {
 	// owned by the loop goroutine
 	events    []unix.EpollEvent
 	ready     []*loopConn
-	scratch   []byte
+	scratch   []byte                 // what was read
+	reply     []byte                 // replies being built, before they are written
 	watched   map[*loopConn]struct{} // connections with a deadline
 	nextCheck int64
 }
@@ -118,6 +120,7 @@ func newEventLoop(srv *Server) (*eventLoop, error) {
 		done:    make(chan struct{}),
 		events:  make([]unix.EpollEvent, loopMaxEvents),
 		scratch: make([]byte, loopReadSize),
+		reply:   make([]byte, 0, loopReplySize),
 		watched: make(map[*loopConn]struct{}),
 	}
 	go l.run()
@@ -312,6 +315,12 @@ func (l *eventLoop) readable(c *loopConn) {
 		return // draining: what a closing client sends is not read
 	}
 	wasRegistered := c.proto.registered()
+	if len(c.out) == 0 {
+		// Replies are built in the loop's buffer and most are written at
+		// once: an idle connection holds no buffer of its own. flush
+		// moves what the kernel does not take into one.
+		c.out = l.reply[:0]
+	}
 	next := keepOpen
 	err = c.split.Split(l.scratch[:n], func(line []byte) bool {
 		c.out, next = c.proto.onLine(line, c.out)
@@ -342,12 +351,10 @@ func (l *eventLoop) flush(c *loopConn) {
 			l.closeNow(c)
 			return
 		}
-		c.out = c.out[:copy(c.out, c.out[max(n, 0):])]
+		c.out = c.out[max(n, 0):]
 	}
 	if len(c.out) == 0 {
-		if cap(c.out) > loopKeepOut {
-			c.out = nil
-		}
+		c.out = nil // the reply buffer's, or c's own, which is let go
 		c.writeDeadline = 0
 		l.wantWrite(c, false)
 		if c.state == loopLingering {
@@ -355,6 +362,9 @@ func (l *eventLoop) flush(c *loopConn) {
 		}
 		l.watch(c)
 		return
+	}
+	if l.isReplyBuffer(c.out) {
+		c.out = slices.Clone(c.out) // the rest waits in a buffer of c's own
 	}
 	if c.state == loopOpen && len(c.out) > loopMaxPending {
 		l.slowConsumer(c)
@@ -365,6 +375,12 @@ func (l *eventLoop) flush(c *loopConn) {
 	}
 	l.wantWrite(c, true)
 	l.watch(c)
+}
+
+// isReplyBuffer reports whether b is a part of the loop's reply buffer,
+// which ends where b ends.
+func (l *eventLoop) isReplyBuffer(b []byte) bool {
+	return cap(b) > 0 && &b[:cap(b)][cap(b)-1] == &l.reply[:cap(l.reply)][cap(l.reply)-1]
 }
 
 // wantWrite asks epoll to tell when c can be written to, or stops asking.

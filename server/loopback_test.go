@@ -31,6 +31,13 @@ type testServer struct {
 
 func startServer(t *testing.T, cfg Config) *testServer {
 	t.Helper()
+	return startServerWith(t, cfg, nil)
+}
+
+// startServerWith starts a server on a listener that wrap, if not nil,
+// wraps around the test's own.
+func startServerWith(t *testing.T, cfg Config, wrap func(net.Listener) net.Listener) *testServer {
+	t.Helper()
 	if cfg.Logger == nil {
 		cfg.Logger = quiet
 	}
@@ -44,6 +51,9 @@ func startServer(t *testing.T, cfg Config) *testServer {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
+	}
+	if wrap != nil {
+		ln = wrap(ln)
 	}
 	ts := &testServer{Server: srv, addr: ln.Addr().String(), sub: srv.Subscribe(1 << 16)}
 	served := make(chan error, 1)
@@ -498,5 +508,52 @@ func TestSlowConsumerIsCut(t *testing.T) {
 	healthy.hear(t, "ACK 1")
 	if s, _ := ts.Session("healthy"); s.State != pulse.StateAlive {
 		t.Fatalf("healthy session %v", s.State)
+	}
+}
+
+// smallSendBuffers is a listener whose connections have a small socket
+// send buffer, so that a client that does not read soon backs up the
+// server's replies.
+type smallSendBuffers struct{ net.Listener }
+
+func (l smallSendBuffers) Accept() (net.Conn, error) {
+	nc, err := l.Listener.Accept()
+	if tcp, ok := nc.(*net.TCPConn); ok {
+		_ = tcp.SetWriteBuffer(4096)
+	}
+	return nc, err
+}
+
+// TestBackedUpRepliesArriveWhole: a client pipelines thousands of beats
+// and reads its ACKs only once it has sent them all, through small socket
+// buffers both ways, so that the server's replies back up. Every ACK
+// arrives, whole and in order, and the session stays: replies the kernel
+// could not take wait for the client, and are neither lost nor mixed with
+// other connections' replies.
+func TestBackedUpRepliesArriveWhole(t *testing.T) {
+	ts := startServerWith(t, Config{WriteTimeout: patience}, func(ln net.Listener) net.Listener { return smallSendBuffers{ln} })
+	other := ts.dial(t)
+	other.register(t, ts, "other")
+	c := ts.dial(t)
+	_ = c.Conn.(*net.TCPConn).SetReadBuffer(4096)
+	c.register(t, ts, "burst")
+
+	const beats = 3000 // about 27 KB of ACKs: more than the buffers hold, less than a slow consumer may leave unread
+	var burst strings.Builder
+	for i := range beats {
+		fmt.Fprintf(&burst, "BEAT %d\n", i)
+	}
+	if _, err := io.WriteString(c, burst.String()); err != nil {
+		t.Fatalf("writing the burst: %v", err)
+	}
+	other.say(t, "BEAT 7") // the other connection is answered meanwhile
+	other.hear(t, "ACK 7")
+	for i := range beats {
+		if got, want := c.hear(t, "ACK "), fmt.Sprintf("ACK %d", i); got != want {
+			t.Fatalf("reply %d is %q, want %q", i, got, want)
+		}
+	}
+	if s, ok := ts.Session("burst"); !ok || s.Beats != beats {
+		t.Fatalf("session after the burst: %+v, %v; want %d beats", s, ok, beats)
 	}
 }
