@@ -41,6 +41,14 @@ const (
 	loopCheckEvery = 10 * time.Millisecond
 )
 
+// connEvents are the events the loop waits for on every connection. They
+// are edge-triggered: epoll reports a connection when something new
+// arrives, not again at every poll while it stays readable, which spares
+// the kernel a second look at every socket that was ready. So a read that
+// fills the loop's buffer is taken to leave more behind, and the
+// connection is read again in the next round (eventLoop.again).
+const connEvents = unix.EPOLLIN | unix.EPOLLRDHUP | unix.EPOLLET
+
 // eventLoopSupported reports whether this platform has the event loop.
 const eventLoopSupported = true
 
@@ -61,6 +69,8 @@ type eventLoop struct {
 	// owned by the loop goroutine
 	events    []unix.EpollEvent
 	ready     []*loopConn
+	again     []*loopConn            // to read again next round: their last read filled the buffer
+	retry     []*loopConn            // the round's own, while again fills for the next
 	scratch   []byte                 // what was read
 	reply     []byte                 // replies being built, before they are written
 	watched   map[*loopConn]struct{} // connections with a deadline
@@ -166,7 +176,7 @@ func (l *eventLoop) add(nc net.Conn) error {
 	l.mu.Lock()
 	l.conns[int32(fd)] = c
 	l.mu.Unlock()
-	if err := unix.EpollCtl(l.epfd, unix.EPOLL_CTL_ADD, fd, &unix.EpollEvent{Events: unix.EPOLLIN | unix.EPOLLRDHUP, Fd: int32(fd)}); err != nil {
+	if err := unix.EpollCtl(l.epfd, unix.EPOLL_CTL_ADD, fd, &unix.EpollEvent{Events: connEvents, Fd: int32(fd)}); err != nil {
 		l.mu.Lock()
 		delete(l.conns, int32(fd))
 		l.mu.Unlock()
@@ -266,6 +276,10 @@ func (l *eventLoop) run() {
 				l.flush(c)
 			}
 		}
+		l.retry, l.again = l.again, l.retry[:0]
+		for _, c := range l.retry {
+			l.readable(c)
+		}
 		for _, c := range queue {
 			l.ended(c)
 		}
@@ -275,7 +289,7 @@ func (l *eventLoop) run() {
 		if stop {
 			return
 		}
-		block = n == 0
+		block = n == 0 && len(l.again) == 0
 		if !block {
 			time.Sleep(loopBatchDelay)
 		}
@@ -298,6 +312,9 @@ func (l *eventLoop) readable(c *loopConn) {
 		return
 	}
 	n, err := rawRead(c.fd, l.scratch)
+	if n == len(l.scratch) {
+		l.again = append(l.again, c) // there may be more: events are edge-triggered
+	}
 	switch {
 	case errors.Is(err, unix.EAGAIN) || errors.Is(err, unix.EINTR):
 		return
@@ -388,7 +405,7 @@ func (l *eventLoop) wantWrite(c *loopConn, on bool) {
 	if c.writing == on {
 		return
 	}
-	events := uint32(unix.EPOLLIN | unix.EPOLLRDHUP)
+	events := uint32(connEvents)
 	if on {
 		events |= unix.EPOLLOUT
 	}

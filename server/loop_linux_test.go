@@ -135,3 +135,44 @@ func TestLoopPendingRepliesSurviveOtherConnections(t *testing.T) {
 		t.Fatalf("slow client got %d bytes of replies that differ from the %d it is owed", len(got), want.Len())
 	}
 }
+
+// TestLoopReadsAgainAfterAFullBuffer: events are edge-triggered, so a read
+// that fills the loop's buffer must be followed by another in the next
+// round without a new event, until the socket is drained; otherwise the
+// rest of a burst would wait, unread, for the client's next line.
+func TestLoopReadsAgainAfterAFullBuffer(t *testing.T) {
+	l := newHandLoop(t)
+	p := l.pair(t, "burst")
+	if err := unix.SetsockoptInt(p.c.fd, unix.SOL_SOCKET, unix.SO_SNDBUF, 1<<20); err != nil {
+		t.Fatal(err)
+	}
+	lines, acks := beats(0, 2*loopReadSize/len("BEAT 12345\n")) // more than two buffers' worth
+	sent := 0
+	var got []byte
+	rounds := 0
+	for sent < len(lines) || len(l.again) > 0 {
+		if sent < len(lines) && len(l.again) == 0 {
+			// a new event: the client sent what its socket takes
+			n, err := unix.Write(p.client, []byte(lines[sent:]))
+			if err != nil && !errors.Is(err, unix.EAGAIN) {
+				t.Fatal(err)
+			}
+			sent += max(n, 0)
+			l.readable(p.c)
+		}
+		for len(l.again) > 0 { // the rounds that follow, with no new event
+			rounds++
+			l.retry, l.again = l.again, l.retry[:0]
+			for _, c := range l.retry {
+				l.readable(c)
+			}
+		}
+		got = append(got, p.receive(t)...)
+	}
+	if rounds == 0 {
+		t.Fatal("no read filled the buffer: the test did not test reading again")
+	}
+	if string(got) != acks {
+		t.Fatalf("got %d bytes of ACKs, want %d", len(got), len(acks))
+	}
+}
