@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"os"
+	"runtime/debug"
 	"runtime/pprof"
 	"syscall"
 	"time"
@@ -82,6 +83,9 @@ func (c *serveCommand) Run(ctx context.Context, args []string) error {
 		}
 		defer stop()
 	}
+	if _, set := os.LookupEnv("GOGC"); !set {
+		debug.SetGCPercent(serveGCPercent)
+	}
 	tr := server.Transport(*transport)
 	if tr == "auto" {
 		tr = server.TransportAuto
@@ -143,6 +147,14 @@ func (c *serveCommand) Run(ctx context.Context, args []string) error {
 	log.Info("stopped")
 	return nil
 }
+
+// serveGCPercent is the garbage collector's target for pulse serve when
+// the GOGC variable does not set one. A heartbeat server's heap is mostly
+// long-lived session state and a beat allocates nothing, so collections
+// are rare whatever the target; a lower target than Go's 100 leaves less
+// room for garbage above the live heap: at 19,000 sessions, about a sixth
+// less memory, for no CPU time a profile shows (docs/benchmarks.md).
+const serveGCPercent = 50
 
 // startCPUProfile profiles the process into file until stop is called.
 func startCPUProfile(file string) (stop func(), err error) {
