@@ -237,6 +237,7 @@ func (l *eventLoop) run() {
 	defer unix.Close(l.wakefd)
 	defer unix.Close(l.epfd)
 	block := true
+	empty := 0 // polls in a row that found nothing
 	for {
 		var n int
 		var err error
@@ -289,7 +290,18 @@ func (l *eventLoop) run() {
 		if stop {
 			return
 		}
-		block = n == 0 && len(l.again) == 0
+		// Block only after a run of empty polls: a blocking epoll_wait is
+		// a system call the Go runtime sees, which makes it hand the
+		// processor to another thread and keeps its monitor thread
+		// waking every 20 µs; at a few thousand beats a second, polls a
+		// millisecond or two apart found nothing often enough for that
+		// to cost more than the beats.
+		if n == 0 && len(l.again) == 0 {
+			empty++
+		} else {
+			empty = 0
+		}
+		block = empty >= loopIdleSpins
 		if !block {
 			time.Sleep(loopBatchDelay)
 		}
