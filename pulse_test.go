@@ -37,7 +37,7 @@ func TestStateAndKindText(t *testing.T) {
 	if _, err := State(9).MarshalText(); err == nil {
 		t.Fatal("State(9) marshalled")
 	}
-	for k := EventJoined; k <= EventKicked; k++ {
+	for k := EventJoined; k <= EventStall; k++ {
 		b, err := k.MarshalText()
 		if err != nil {
 			t.Fatal(err)
@@ -48,7 +48,7 @@ func TestStateAndKindText(t *testing.T) {
 		}
 	}
 	ends := map[EventKind]bool{EventLeft: true, EventDead: true, EventReplaced: true, EventKicked: true}
-	for k := EventJoined; k <= EventKicked; k++ {
+	for k := EventJoined; k <= EventStall; k++ {
 		if k.Ends() != ends[k] {
 			t.Errorf("%v.Ends() = %v", k, k.Ends())
 		}
