@@ -13,6 +13,10 @@ import (
 // Defaults for Config fields left zero.
 const (
 	DefaultWriteTimeout = 10 * time.Second
+	// MinStallThreshold is the shortest Config.StallThreshold: the
+	// scheduler wakes four times per threshold, and the Go runtime's own
+	// timer lateness on a busy machine is a few milliseconds.
+	MinStallThreshold = 10 * time.Millisecond
 	// lingerTimeout bounds how long a connection is held open after its
 	// last line (an ERR or BYE) so that the line reaches the client before
 	// the close.
@@ -44,11 +48,31 @@ type Config struct {
 	// Observer is told of every beat, rejection and event, for metrics.
 	// Nil means none.
 	Observer Observer
+	// StallThreshold: a server whose own timer fires this much later than
+	// it was set for has been stalled (a long GC, CPU starvation, a paused
+	// VM, SIGSTOP), and every session may look silent only because its
+	// beats have not been read yet. It then holds every suspect and dead
+	// judgment until its transports have read what arrived during the
+	// stall, and StallGrace more, and emits a stall event. Zero means
+	// 500 ms; negative turns the guard off. It must be at least 10 ms, and
+	// should be well under the suspect delay minus the interval, the
+	// lateness a healthy client's beat may have.
+	StallThreshold time.Duration
+	// StallGrace is how long judgments stay held after a stall once the
+	// transports have read what arrived during it: for beats that the
+	// stall delayed on their way, and for connections on goroutines,
+	// which cannot say when they have read their backlog. Zero means 2 s;
+	// negative means no grace beyond the catch-up.
+	StallGrace time.Duration
 	// Transport chooses how connections are run. The zero value,
 	// TransportAuto, runs plain TCP connections on an event loop where the
 	// platform has one (Linux) and any other net.Conn, such as TLS, on a
 	// goroutine of its own.
 	Transport Transport
+
+	// beforePoll, in tests, runs in the event loop's goroutine before each
+	// poll.
+	beforePoll func(*eventLoop)
 }
 
 // Transport is how a server runs its connections.
@@ -86,6 +110,10 @@ func (c Config) Validate() error {
 	}
 	if c.WriteTimeout < 0 {
 		return fmt.Errorf("%w: write timeout must not be negative, got %v", ErrInvalidConfig, c.WriteTimeout)
+	}
+	if c.StallThreshold > 0 && c.StallThreshold < MinStallThreshold {
+		return fmt.Errorf("%w: the stall threshold must be at least %v (or negative for no stall guard), got %v",
+			ErrInvalidConfig, MinStallThreshold, c.StallThreshold)
 	}
 	switch c.Transport {
 	case TransportAuto, TransportEventLoop, TransportGoroutines:

@@ -50,19 +50,22 @@ type eventLoop struct {
 	wakefd int
 	start  time.Time // instants are nanoseconds since start
 
-	mu     sync.Mutex
-	conns  map[int32]*loopConn // by file descriptor
-	queue  []*loopConn         // ended from outside; the loop finishes them
-	closed bool
+	mu       sync.Mutex
+	conns    map[int32]*loopConn // by file descriptor
+	queue    []*loopConn         // ended from outside; the loop finishes them
+	catchUps []func()            // asked for since the last poll (see catchUp)
+	closed   bool
+	exited   bool // the loop goroutine has stopped
 
 	done chan struct{} // closed when the loop has exited
 
 	// owned by the loop goroutine
-	events    []unix.EpollEvent
-	ready     []*loopConn
-	scratch   []byte
-	watched   map[*loopConn]struct{} // connections with a deadline
-	nextCheck int64
+	events     []unix.EpollEvent
+	ready      []*loopConn
+	scratch    []byte
+	watched    map[*loopConn]struct{} // connections with a deadline
+	nextCheck  int64
+	catchingUp []func() // catch-ups taken before the current poll began, waiting for one that is not full
 }
 
 // loopConn is one connection of the event loop.
@@ -218,13 +221,48 @@ func (l *eventLoop) enqueue(c *loopConn) {
 	l.wake()
 }
 
+// catchUp asks the loop to read everything that has arrived by now, and
+// calls done once it has: after a stall, every socket with a backlog is
+// ready, and a poll that begins after the request and returns fewer events
+// than it could hold has seen them all; once that poll's connections are
+// read, done is called, from the loop goroutine. If the loop has stopped,
+// done is called at once.
+func (l *eventLoop) catchUp(done func()) {
+	l.mu.Lock()
+	if l.exited {
+		l.mu.Unlock()
+		done()
+		return
+	}
+	l.catchUps = append(l.catchUps, done)
+	l.wake() // under l.mu, so that the loop cannot close wakefd meanwhile
+	l.mu.Unlock()
+}
+
+// exit marks the loop stopped and answers the catch-ups still waiting:
+// nothing more will be read.
+func (l *eventLoop) exit() {
+	l.mu.Lock()
+	l.exited = true
+	waiting := append(l.catchingUp, l.catchUps...)
+	l.catchingUp, l.catchUps = nil, nil
+	l.mu.Unlock()
+	for _, done := range waiting {
+		done()
+	}
+}
+
 // run is the loop goroutine.
 func (l *eventLoop) run() {
 	defer close(l.done)
 	defer unix.Close(l.wakefd)
 	defer unix.Close(l.epfd)
+	defer l.exit()
 	block := true
 	for {
+		if l.srv.cfg.beforePoll != nil {
+			l.srv.cfg.beforePoll(l)
+		}
 		var n int
 		var err error
 		if block {
@@ -246,6 +284,8 @@ func (l *eventLoop) run() {
 		}
 		queue := l.queue
 		l.queue = nil
+		asked := l.catchUps // for the next poll, which begins after this
+		l.catchUps = nil
 		stop := l.closed && len(l.conns) == 0
 		l.mu.Unlock()
 
@@ -269,10 +309,17 @@ func (l *eventLoop) run() {
 		if now := l.now(); now >= l.nextCheck {
 			l.checkDeadlines(now)
 		}
+		if len(l.catchingUp) > 0 && n < len(l.events) {
+			for _, done := range l.catchingUp {
+				done()
+			}
+			l.catchingUp = l.catchingUp[:0]
+		}
+		l.catchingUp = append(l.catchingUp, asked...)
 		if stop {
 			return
 		}
-		block = n == 0
+		block = n == 0 && len(l.catchingUp) == 0 // a catch-up waits for no one
 		if !block {
 			time.Sleep(loopBatchDelay)
 		}

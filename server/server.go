@@ -79,7 +79,10 @@ func New(cfg Config) (*Server, error) {
 			s.logEvent(ev)
 			cfg.Observer.Event(ev)
 		},
-		Logger: cfg.Logger,
+		Logger:         cfg.Logger,
+		StallThreshold: cfg.StallThreshold,
+		StallGrace:     cfg.StallGrace,
+		CatchUp:        s.catchUp,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("pulse: %w", err)
@@ -317,8 +320,12 @@ func metaGroup(meta map[string]string) slog.Attr {
 	return slog.Group("meta", attrs...)
 }
 
-// logEvent writes one session event to the log.
+// logEvent writes one event to the log.
 func (s *Server) logEvent(ev pulse.Event) {
+	if ev.Kind == pulse.EventStall {
+		s.logStall(ev)
+		return
+	}
 	level := slog.LevelInfo
 	switch ev.Kind {
 	case pulse.EventSuspect, pulse.EventDead, pulse.EventReplaced, pulse.EventKicked:
