@@ -213,6 +213,8 @@ func TestUsageErrorsExitTwo(t *testing.T) {
 		{[]string{"serve", "--interval", "1s", "--suspect-after", "500ms"}, nil, 2, "must be longer than the interval"},
 		{[]string{"serve", "--interval", "1000000h"}, nil, 2, "at most 24h0m0s"},
 		{[]string{"serve", "--hello-timeout", "0s"}, nil, 2, "--hello-timeout must be positive"},
+		{[]string{"serve", "--stall-threshold", "1ms"}, nil, 2, "--stall-threshold must be at least 10ms, or 0 for no stall guard"},
+		{[]string{"serve", "--stall-grace", "-1s"}, nil, 2, "--stall-grace must not be negative"},
 		{[]string{"serve", "--nope"}, nil, 2, "unknown flag --nope"},
 		{[]string{"serve", "--listen"}, nil, 2, "a value is missing after --listen"},
 		{[]string{"serve", "stray"}, nil, 2, `unexpected argument "stray"`},

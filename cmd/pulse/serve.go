@@ -14,6 +14,7 @@ import (
 	"github.com/pulsehq/pulse"
 	"github.com/pulsehq/pulse/httpapi"
 	"github.com/pulsehq/pulse/metrics"
+	"github.com/pulsehq/pulse/registry"
 	"github.com/pulsehq/pulse/server"
 )
 
@@ -38,7 +39,11 @@ func (c *serveCommand) Run(ctx context.Context, args []string) error {
 	fs := newFlagSet("serve", "Run the pulse heartbeat server.",
 		"Clients send BEAT every --interval. A client silent for --suspect-after is\n"+
 			"suspect; silent for --interval × --misses it is dead: its connection is\n"+
-			"closed and its session removed. Every session event is logged.",
+			"closed and its session removed. Every session event is logged.\n\n"+
+			"If the server itself stops running for a while (a long GC, CPU starvation,\n"+
+			"a paused VM, SIGSTOP), it notices by its own timer firing --stall-threshold\n"+
+			"late, logs \"server stalled\", and judges no one until it has read what the\n"+
+			"clients sent meanwhile, and --stall-grace more.",
 		serveExamples, c.stdout, c.env)
 	var (
 		listenAddr      = fs.addr("listen", "127.0.0.1:7070", "TCP address to listen on for heartbeats")
@@ -49,6 +54,8 @@ func (c *serveCommand) Run(ctx context.Context, args []string) error {
 		suspectAfter    = fs.duration("suspect-after", 0, "silence after which a session is suspect")
 		helloTimeout    = fs.duration("hello-timeout", pulse.DefaultHelloTimeout, "time a new connection has to send HELLO")
 		writeTimeout    = fs.duration("write-timeout", server.DefaultWriteTimeout, "time a write to a client that does not read may stay blocked before the client is cut")
+		stallThreshold  = fs.duration("stall-threshold", registry.DefaultStallThreshold, "a wake-up of the server this late is a stall of its own, after which judgments are held; 0 turns the guard off")
+		stallGrace      = fs.duration("stall-grace", registry.DefaultStallGrace, "after a stall, how long judgments stay held once what arrived during it is read; 0 for no more")
 		transport       = fs.choice("transport", "auto", []string{"auto", "epoll", "goroutine"}, "how connections are run: auto is one epoll event loop for plain TCP on Linux; goroutine gives each connection its own")
 		cpuProfile      = fs.String("cpu-profile", "", "write a CPU profile of the whole run to this `file` (go tool pprof reads it)")
 		shutdownTimeout = fs.duration("shutdown-timeout", 10*time.Second, "on SIGINT or SIGTERM, time to say BYE and drain before closing what remains")
@@ -75,6 +82,14 @@ func (c *serveCommand) Run(ctx context.Context, args []string) error {
 			return usageErrorf("--%s must be positive, got %v", name, d)
 		}
 	}
+	for name, d := range map[string]time.Duration{"stall-threshold": *stallThreshold, "stall-grace": *stallGrace} {
+		if d < 0 {
+			return usageErrorf("--%s must not be negative (0 turns it off), got %v", name, d)
+		}
+	}
+	if *stallThreshold > 0 && *stallThreshold < server.MinStallThreshold {
+		return usageErrorf("--stall-threshold must be at least %v, or 0 for no stall guard, got %v", server.MinStallThreshold, *stallThreshold)
+	}
 	if *cpuProfile != "" {
 		stop, err := startCPUProfile(*cpuProfile)
 		if err != nil {
@@ -88,12 +103,14 @@ func (c *serveCommand) Run(ctx context.Context, args []string) error {
 	}
 	m := metrics.New()
 	srv, err := server.New(server.Config{
-		Timing:       timing,
-		HelloTimeout: *helloTimeout,
-		WriteTimeout: *writeTimeout,
-		Logger:       log,
-		Observer:     m,
-		Transport:    tr,
+		Timing:         timing,
+		HelloTimeout:   *helloTimeout,
+		WriteTimeout:   *writeTimeout,
+		StallThreshold: offIfZero(*stallThreshold),
+		StallGrace:     offIfZero(*stallGrace),
+		Logger:         log,
+		Observer:       m,
+		Transport:      tr,
 	})
 	if err != nil {
 		return usageErrorf("%v", err)
@@ -142,6 +159,15 @@ func (c *serveCommand) Run(ctx context.Context, args []string) error {
 	}
 	log.Info("stopped")
 	return nil
+}
+
+// offIfZero maps a duration flag's 0, which turns a feature off, to the
+// negative value that does in a Config, where zero means the default.
+func offIfZero(d time.Duration) time.Duration {
+	if d == 0 {
+		return -1
+	}
+	return d
 }
 
 // startCPUProfile profiles the process into file until stop is called.
