@@ -114,7 +114,8 @@ func (s *Server) Serve(ln net.Listener) error {
 	}
 	defer s.untrack(ln)
 	s.log.Info("listening", "addr", ln.Addr().String(), "interval", s.cfg.Timing.Interval,
-		"suspect_after", s.cfg.Timing.Suspect(), "timeout", s.cfg.Timing.Timeout(), "detector", s.cfg.Policy.Name())
+		"suspect_after", s.cfg.Timing.Suspect(), "timeout", s.cfg.Timing.Timeout(), "detector", s.cfg.Policy.Name(),
+		"min_interval", s.cfg.MinInterval, "max_interval", s.cfg.MaxInterval)
 	var pause time.Duration
 	for {
 		nc, err := ln.Accept()
@@ -339,6 +340,9 @@ func (s *Server) logEvent(ev pulse.Event) {
 	}
 	if ev.Detail != "" {
 		attrs = append(attrs, slog.String("detail", ev.Detail))
+	}
+	if ev.Kind == pulse.EventJoined && ev.Session.Interval != s.cfg.Timing.Interval {
+		attrs = append(attrs, slog.Duration("interval", ev.Session.Interval)) // asked for its own
 	}
 	if ev.Kind == pulse.EventJoined && len(ev.Session.Meta) > 0 {
 		attrs = append(attrs, metaGroup(ev.Session.Meta))
