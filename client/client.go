@@ -71,6 +71,9 @@ func Dial(ctx context.Context, addr, name string, opts ...Option) (*Client, erro
 	if err := wire.ValidateMeta(cfg.meta); err != nil {
 		return nil, err
 	}
+	if cfg.interval != 0 && (cfg.interval < time.Millisecond || cfg.interval > pulse.MaxInterval) {
+		return nil, fmt.Errorf("pulse client: interval %v: want 1ms to %v, or 0 for the server's", cfg.interval, pulse.MaxInterval)
+	}
 	if cfg.minBackoff <= 0 || cfg.maxBackoff < cfg.minBackoff {
 		return nil, fmt.Errorf("pulse client: backoff bounds %v..%v: want 0 < min <= max", cfg.minBackoff, cfg.maxBackoff)
 	}
@@ -208,6 +211,10 @@ func helloOptions(cfg config) wire.HelloOptions {
 	if cfg.noAck {
 		no := false
 		o.Ack = &no
+	}
+	if cfg.interval > 0 {
+		ms := cfg.interval.Milliseconds()
+		o.IntervalMS = &ms
 	}
 	return o
 }
