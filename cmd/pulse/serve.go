@@ -29,6 +29,7 @@ type serveCommand struct {
 
 const serveExamples = `  pulse serve
   pulse serve --listen 0.0.0.0:7070 --interval 1s --misses 3
+  pulse serve --min-interval 1s --max-interval 1m   # phones may beat every 30s, racks every 1s
   pulse serve --http 127.0.0.1:9090        # the API, dashboard and /metrics elsewhere
   pulse serve --http ""                     # no HTTP at all
   PULSE_INTERVAL=10s pulse serve --log-format json
@@ -39,7 +40,9 @@ func (c *serveCommand) Run(ctx context.Context, args []string) error {
 	fs := newFlagSet("serve", "Run the pulse heartbeat server.",
 		"Clients send BEAT every --interval. A client silent for --suspect-after is\n"+
 			"suspect; silent for --interval × --misses it is dead: its connection is\n"+
-			"closed and its session removed. Every session event is logged.\n\n"+
+			"closed and its session removed. Every session event is logged. A client may\n"+
+			"ask for its own interval, within --min-interval and --max-interval; it keeps\n"+
+			"the misses, and its suspect delay scales with its interval.\n\n"+
 			"If the server itself stops running for a while (a long GC, CPU starvation,\n"+
 			"a paused VM, SIGSTOP), it notices by its own timer firing --stall-threshold\n"+
 			"late, logs \"server stalled\", and judges no one until it has read what the\n"+
@@ -52,6 +55,8 @@ func (c *serveCommand) Run(ctx context.Context, args []string) error {
 		interval        = fs.duration("interval", pulse.DefaultInterval, "how often clients beat")
 		misses          = fs.int("misses", pulse.DefaultMisses, "missed intervals after which a silent session is dead")
 		suspectAfter    = fs.duration("suspect-after", 0, "silence after which a session is suspect")
+		minInterval     = fs.duration("min-interval", 0, "shortest beat interval a client may ask for (HELLO interval_ms); shorter requests get this")
+		maxInterval     = fs.duration("max-interval", 0, "longest beat interval a client may ask for; longer requests get this")
 		helloTimeout    = fs.duration("hello-timeout", pulse.DefaultHelloTimeout, "time a new connection has to send HELLO")
 		writeTimeout    = fs.duration("write-timeout", server.DefaultWriteTimeout, "time a write to a client that does not read may stay blocked before the client is cut")
 		stallThreshold  = fs.duration("stall-threshold", registry.DefaultStallThreshold, "a wake-up of the server this late is a stall of its own, after which judgments are held; 0 turns the guard off")
@@ -62,6 +67,8 @@ func (c *serveCommand) Run(ctx context.Context, args []string) error {
 		logs            logFlags
 	)
 	fs.defaults["suspect-after"] = "1.5 × interval"
+	fs.defaults["min-interval"] = server.DefaultMinInterval.String() + ", or --interval if shorter"
+	fs.defaults["max-interval"] = "5m, or --interval if longer"
 	logs.register(fs)
 	if err := fs.parse(args); err != nil {
 		return err
@@ -73,6 +80,9 @@ func (c *serveCommand) Run(ctx context.Context, args []string) error {
 	timing := pulse.Timing{Interval: *interval, Misses: *misses, SuspectAfter: *suspectAfter}
 	if err := timing.Validate(); err != nil {
 		return usageErrorf("--interval %v, --misses %d, --suspect-after %v: %v", *interval, *misses, timing.Suspect(), err)
+	}
+	if err := checkIntervalBounds(*interval, minInterval, maxInterval); err != nil {
+		return err
 	}
 	if *history < 1 {
 		return usageErrorf("--event-history must be at least 1, got %d", *history)
@@ -104,6 +114,8 @@ func (c *serveCommand) Run(ctx context.Context, args []string) error {
 	m := metrics.New()
 	srv, err := server.New(server.Config{
 		Timing:         timing,
+		MinInterval:    *minInterval,
+		MaxInterval:    *maxInterval,
 		HelloTimeout:   *helloTimeout,
 		WriteTimeout:   *writeTimeout,
 		StallThreshold: offIfZero(*stallThreshold),
@@ -158,6 +170,31 @@ func (c *serveCommand) Run(ctx context.Context, args []string) error {
 		return failed
 	}
 	log.Info("stopped")
+	return nil
+}
+
+// checkIntervalBounds fills in the defaults of --min-interval and
+// --max-interval and checks that they hold --interval between them.
+func checkIntervalBounds(interval time.Duration, minimum, maximum *time.Duration) error {
+	if *minimum < 0 || *maximum < 0 {
+		return usageErrorf("--min-interval and --max-interval must not be negative, got %v and %v", *minimum, *maximum)
+	}
+	if *minimum == 0 {
+		*minimum = min(server.DefaultMinInterval, interval)
+	}
+	if *maximum == 0 {
+		*maximum = max(server.DefaultMaxInterval, interval)
+	}
+	switch {
+	case *minimum > interval:
+		return usageErrorf("--min-interval %v is longer than --interval %v: the server's own interval must be one a client could ask for", *minimum, interval)
+	case *maximum < interval:
+		return usageErrorf("--max-interval %v is shorter than --interval %v: the server's own interval must be one a client could ask for", *maximum, interval)
+	case *minimum < time.Millisecond:
+		return usageErrorf("--min-interval must be at least 1ms, got %v", *minimum)
+	case *maximum > pulse.MaxInterval:
+		return usageErrorf("--max-interval must be at most %v, got %v", pulse.MaxInterval, *maximum)
+	}
 	return nil
 }
 
