@@ -9,7 +9,9 @@
 // resolution (1 ms by default) of its deadline rather than at the next tick
 // of a scan. Events are numbered and delivered in order by a second
 // goroutine, so neither a slow subscriber nor a slow event hook ever holds
-// up a beat or a judgment.
+// up a beat or a judgment. When the process itself stalls, the scheduler
+// notices by waking late, and judges no one until the transports have read
+// what arrived meanwhile (Config.CatchUp) and a grace has passed.
 package registry
 
 import (

@@ -299,9 +299,10 @@ func (s *Server) Session(name string) (pulse.Session, bool) { return s.reg.Looku
 // error wrapping registry.ErrNotFound if no live session has the name.
 func (s *Server) Kick(name, detail string) (pulse.Session, error) { return s.reg.Kick(name, detail) }
 
-// Subscribe returns a stream of the session events declared from now on;
-// see registry.Subscription. buffer is how many undelivered events it may
-// hold before it is dropped (zero means 1024).
+// Subscribe returns a stream of the session events declared from now on,
+// and of the server's own stalls (pulse.EventStall, with no session); see
+// registry.Subscription. buffer is how many undelivered events it may hold
+// before it is dropped (zero means 1024).
 func (s *Server) Subscribe(buffer int) *registry.Subscription { return s.reg.Subscribe(buffer) }
 
 // SubscribeWithSnapshot returns a stream of events together with the live
