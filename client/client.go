@@ -300,7 +300,11 @@ func (c *Client) beat(nc net.Conn, lines *wire.Reader, w wire.Welcome, rtt time.
 			_ = nc.SetWriteDeadline(time.Now().Add(time.Second))
 			_, _ = nc.Write(wire.AppendBye(out[:0], "client closed"))
 			return c.ctx.Err()
-		case now := <-ticker.C:
+		case <-ticker.C:
+			// The time now, not the tick's: a tick the client's own stall
+			// (a GC, a suspended laptop) delayed carries the time it was
+			// due, and a deadline from it could be past already.
+			now := time.Now()
 			seq++
 			out = wire.AppendBeat(out[:0], seq, rtt)
 			_ = nc.SetWriteDeadline(now.Add(w.Timeout()))
