@@ -113,6 +113,10 @@ func (c *Config) setDefaults() error {
 	if c.StallThreshold == 0 {
 		c.StallThreshold = DefaultStallThreshold
 	}
+	if c.StallThreshold > 0 && c.StallThreshold < stallTicksPerThreshold*c.Resolution {
+		return fmt.Errorf("registry: Config.StallThreshold must be at least %v (4 × the resolution), or negative for no stall guard; got %v",
+			stallTicksPerThreshold*c.Resolution, c.StallThreshold)
+	}
 	switch {
 	case c.StallGrace == 0:
 		c.StallGrace = DefaultStallGrace

@@ -2,6 +2,7 @@ package registry
 
 import (
 	"fmt"
+	"strings"
 	"sync"
 	"testing"
 	"testing/synctest"
@@ -245,4 +246,12 @@ func TestStallAgainDuringHold(t *testing.T) {
 			t.Fatalf("after the second catch-up: %s", kinds(evs))
 		}
 	})
+}
+
+func TestStallThresholdTooShort(t *testing.T) {
+	cfg := stallConfig()
+	cfg.StallThreshold = time.Millisecond // the scheduler would wake every 250 µs, under the 1 ms resolution
+	if _, err := New(cfg); err == nil || !strings.Contains(err.Error(), "StallThreshold must be at least 4ms") {
+		t.Fatalf("New with a 1 ms stall threshold: %v", err)
+	}
 }
