@@ -138,6 +138,7 @@ func sigstopRun(t *testing.T, transport string, c sigstopCase) {
 		cl.Close() // BYE
 	}
 	logs.await(t, wait, "session left", c.clients)
+	t.Logf("%s: %d of %d sessions declared suspect at any time", transport, logs.count("session suspect"), c.clients)
 	if n := logs.count("session dead"); n != 0 {
 		t.Fatalf("%d sessions declared dead", n)
 	}
