@@ -2,10 +2,11 @@ package pulse
 
 import "time"
 
-// EventKind says what happened to a session.
+// EventKind says what happened to a session, or, for EventStall, to the
+// server itself.
 type EventKind uint8
 
-// The kinds of session events.
+// The kinds of events.
 const (
 	// EventJoined: a session registered (HELLO accepted).
 	EventJoined EventKind = iota + 1
@@ -22,6 +23,11 @@ const (
 	EventReplaced
 	// EventKicked: an operator removed the session.
 	EventKicked
+	// EventStall: the server itself stopped running for a while (GC, CPU
+	// starvation, a paused VM, SIGSTOP), so that every session looked
+	// silent at once. It is about no session: Event.Session is zero and
+	// Event.Stall says how long the stall was and how judgments are held.
+	EventStall
 )
 
 var eventKindNames = enumNames{typ: "event kind", names: []string{
@@ -32,6 +38,7 @@ var eventKindNames = enumNames{typ: "event kind", names: []string{
 	EventDead:      "dead",
 	EventReplaced:  "replaced",
 	EventKicked:    "kicked",
+	EventStall:     "stall",
 }}
 
 // String returns the lower-case name of the kind, such as "joined".
@@ -79,9 +86,12 @@ const (
 	ReasonTimeout  = "timeout"  // dead: no beat by the dead deadline
 	ReasonReplaced = "replaced" // replaced: a newer session took the name
 	ReasonKicked   = "kicked"   // kicked: an operator removed the session
+	// stall: the server's own timer fired late by the stall threshold or more
+	ReasonLateWakeup = "late_wakeup"
 )
 
-// Event tells of one change to one session.
+// Event tells of one change to one session, or of a stall of the server
+// itself (Kind EventStall, with Session zero).
 type Event struct {
 	// Seq numbers the events of one server in the order they happened,
 	// starting at 1 and without gaps.
@@ -90,9 +100,10 @@ type Event struct {
 	Kind EventKind
 	// Time is when the server declared it.
 	Time time.Time
-	// Session is the session as of the event. For the events that end a
-	// session (left, dead, replaced, kicked) it is the session as it was when
-	// it ended: its State is the one it had then, except for dead.
+	// Session is the session as of the event; zero on a stall event. For
+	// the events that end a session (left, dead, replaced, kicked) it is the
+	// session as it was when it ended: its State is the one it had then,
+	// except for dead.
 	Session Session
 	// Reason is a short stable code (see the Reason constants).
 	Reason string
@@ -103,4 +114,22 @@ type Event struct {
 	// missed; Time minus Deadline is how late the server declared it. It is
 	// zero for other events.
 	Deadline time.Time
+	// Stall describes the stall, on stall events only; nil otherwise.
+	Stall *Stall
+}
+
+// Stall is what a server knows of a stall of its own when it notices it.
+// Until it has read what arrived during the stall, and for Grace after
+// that, it declares no session suspect or dead.
+type Stall struct {
+	// Length is how much later than planned the server's timer fired: the
+	// server did not run for at least this long.
+	Length time.Duration
+	// Overdue is how many sessions were past a suspect or dead deadline
+	// when the stall was noticed, by the beats read until then: the
+	// judgments that would have been made at once without the guard.
+	Overdue int
+	// Grace is how long judgments stay held once the server has read what
+	// arrived during the stall.
+	Grace time.Duration
 }

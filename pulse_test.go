@@ -37,7 +37,7 @@ func TestStateAndKindText(t *testing.T) {
 	if _, err := State(9).MarshalText(); err == nil {
 		t.Fatal("State(9) marshalled")
 	}
-	for k := EventJoined; k <= EventKicked; k++ {
+	for k := EventJoined; k <= EventStall; k++ {
 		b, err := k.MarshalText()
 		if err != nil {
 			t.Fatal(err)
@@ -48,7 +48,7 @@ func TestStateAndKindText(t *testing.T) {
 		}
 	}
 	ends := map[EventKind]bool{EventLeft: true, EventDead: true, EventReplaced: true, EventKicked: true}
-	for k := EventJoined; k <= EventKicked; k++ {
+	for k := EventJoined; k <= EventStall; k++ {
 		if k.Ends() != ends[k] {
 			t.Errorf("%v.Ends() = %v", k, k.Ends())
 		}
@@ -86,5 +86,32 @@ func TestTiming(t *testing.T) {
 		if err := bad.Validate(); !errors.Is(err, ErrInvalidTiming) {
 			t.Errorf("%+v: Validate() = %v", bad, err)
 		}
+	}
+}
+
+// TestTimingForInterval: a session with its own interval keeps the misses
+// and the suspect delay's ratio to the interval, to the nanosecond of
+// what detect.Fixed computes (see detect's tests).
+func TestTimingForInterval(t *testing.T) {
+	d := DefaultTiming()
+	for _, tt := range []struct {
+		interval, suspect, timeout time.Duration
+	}{
+		{3 * time.Second, 4500 * time.Millisecond, 15 * time.Second},
+		{time.Second, 1500 * time.Millisecond, 5 * time.Second},
+		{30 * time.Second, 45 * time.Second, 150 * time.Second},
+		{5 * time.Minute, 450 * time.Second, 25 * time.Minute},
+	} {
+		got := d.ForInterval(tt.interval)
+		if got.Interval != tt.interval || got.Misses != 5 || got.Suspect() != tt.suspect || got.Timeout() != tt.timeout || got.Validate() != nil {
+			t.Errorf("ForInterval(%v) = %+v: suspect %v, timeout %v, %v", tt.interval, got, got.Suspect(), got.Timeout(), got.Validate())
+		}
+	}
+	own := Timing{Interval: 2 * time.Second, Misses: 3, SuspectAfter: 3 * time.Second}
+	if got := own.ForInterval(20 * time.Second); got.Suspect() != 30*time.Second || got.Timeout() != time.Minute {
+		t.Errorf("an explicit suspect delay scales too: %+v", got)
+	}
+	if own.ForInterval(2*time.Second) != own {
+		t.Error("the timing's own interval changes nothing")
 	}
 }

@@ -48,6 +48,20 @@ func (t Timing) Suspect() time.Duration {
 	return time.Duration(float64(t.Interval) * SuspectFactor)
 }
 
+// ForInterval returns the timing of a session granted its own beat
+// interval d: the same number of misses, so the timeout is d × Misses, and
+// the suspect delay scaled with the interval, so that it keeps its ratio
+// to it (1.5 intervals by default). A valid timing stays valid for any
+// valid interval. detect.Fixed judges a session with this timing.
+func (t Timing) ForInterval(d time.Duration) Timing {
+	if d == t.Interval {
+		return t
+	}
+	t.SuspectAfter = time.Duration(float64(t.Suspect()) * float64(d) / float64(t.Interval))
+	t.Interval = d
+	return t
+}
+
 // MaxInterval is the longest beat interval a Timing may have.
 const MaxInterval = 24 * time.Hour
 

@@ -71,6 +71,9 @@ func Dial(ctx context.Context, addr, name string, opts ...Option) (*Client, erro
 	if err := wire.ValidateMeta(cfg.meta); err != nil {
 		return nil, err
 	}
+	if cfg.interval != 0 && (cfg.interval < time.Millisecond || cfg.interval > pulse.MaxInterval) {
+		return nil, fmt.Errorf("pulse client: interval %v: want 1ms to %v, or 0 for the server's", cfg.interval, pulse.MaxInterval)
+	}
 	if cfg.minBackoff <= 0 || cfg.maxBackoff < cfg.minBackoff {
 		return nil, fmt.Errorf("pulse client: backoff bounds %v..%v: want 0 < min <= max", cfg.minBackoff, cfg.maxBackoff)
 	}
@@ -209,6 +212,10 @@ func helloOptions(cfg config) wire.HelloOptions {
 		no := false
 		o.Ack = &no
 	}
+	if cfg.interval > 0 {
+		ms := cfg.interval.Milliseconds()
+		o.IntervalMS = &ms
+	}
 	return o
 }
 
@@ -293,7 +300,11 @@ func (c *Client) beat(nc net.Conn, lines *wire.Reader, w wire.Welcome, rtt time.
 			_ = nc.SetWriteDeadline(time.Now().Add(time.Second))
 			_, _ = nc.Write(wire.AppendBye(out[:0], "client closed"))
 			return c.ctx.Err()
-		case now := <-ticker.C:
+		case <-ticker.C:
+			// The time now, not the tick's: a tick the client's own stall
+			// (a GC, a suspended laptop) delayed carries the time it was
+			// due, and a deadline from it could be past already.
+			now := time.Now()
 			seq++
 			out = wire.AppendBeat(out[:0], seq, rtt)
 			_ = nc.SetWriteDeadline(now.Add(w.Timeout()))

@@ -137,6 +137,62 @@ func TestBeatsAtTheGrantedInterval(t *testing.T) {
 	})
 }
 
+// TestBeatsAtTheIntervalItIsGranted: a client that asks for its own
+// interval beats at the one the server grants, not the one it asked for,
+// and judges the server by the granted timeout.
+func TestBeatsAtTheIntervalItIsGranted(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		ps := newPipes()
+		var c *Client
+		dialed := make(chan error)
+		lost := make(chan Status, 1)
+		go func() {
+			var err error
+			c, err = Dial(context.Background(), "pulse", "phone-1", WithDialer(ps.dial), WithInterval(45*time.Second),
+				OnStatus(func(s Status) {
+					if s.State == StateBackoff {
+						lost <- s
+					}
+				}))
+			dialed <- err
+		}()
+		srv := ps.next(t)
+		if hello := srv.hear(); hello != `HELLO phone-1 {"interval_ms":45000}` {
+			t.Fatalf("HELLO = %q", hello)
+		}
+		// The server's bounds are 1 s to 30 s: it grants 30 s.
+		srv.say(`WELCOME s1 {"interval_ms":30000,"timeout_ms":150000,"suspect_ms":45000,"ack":true,"min_interval_ms":1000,"max_interval_ms":30000}`)
+		start := time.Now()
+		if err := <-dialed; err != nil {
+			t.Fatal(err)
+		}
+		if st := c.Status(); st.Interval != 30*time.Second || st.Timeout != 150*time.Second {
+			t.Fatalf("status %+v, want the granted 30s and 150s", st)
+		}
+		for i := 1; i <= 4; i++ {
+			srv.hear()
+			if at := time.Since(start); at != time.Duration(i)*30*time.Second {
+				t.Fatalf("beat %d at %v, want every 30s", i, at)
+			}
+			srv.say(fmt.Sprintf("ACK %d", i))
+		}
+		// ACKs stop: the server is lost 150 s after the last line, not 15 s.
+		lastLine := time.Now()
+		go func() {
+			for {
+				if _, err := srv.rd.ReadString('\n'); err != nil {
+					return
+				}
+			}
+		}()
+		st := <-lost
+		c.Close()
+		if !errors.Is(st.Err, ErrServerLost) || st.Since.Sub(lastLine) != 150*time.Second {
+			t.Fatalf("lost the server %v after its last line: %+v", st.Since.Sub(lastLine), st)
+		}
+	})
+}
+
 func TestCloseSaysBye(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		ps := newPipes()
@@ -337,6 +393,11 @@ func TestDialChecksArguments(t *testing.T) {
 	}
 	if _, err := Dial(context.Background(), "x", "ok", WithBackoff(time.Second, time.Millisecond)); err == nil {
 		t.Fatal("backoff with max < min accepted")
+	}
+	for _, d := range []time.Duration{-time.Second, time.Microsecond, 25 * time.Hour} {
+		if _, err := Dial(context.Background(), "x", "ok", WithInterval(d)); err == nil || !strings.Contains(err.Error(), "want 1ms to 24h0m0s") {
+			t.Fatalf("interval %v: %v", d, err)
+		}
 	}
 }
 

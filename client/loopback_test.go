@@ -173,3 +173,27 @@ func TestReplacedClientStops(t *testing.T) {
 		t.Fatalf("newer client: %v", newer.Status().State)
 	}
 }
+
+// TestAskForAnInterval: a real server grants an interval asked for within
+// its bounds (here 100 ms, its own, to 5 min), and the nearer bound for
+// one outside them; the client beats at what was granted.
+func TestAskForAnInterval(t *testing.T) {
+	ts := serve(t, "127.0.0.1:0")
+	for _, tt := range []struct {
+		name           string
+		asked, granted time.Duration
+	}{
+		{"slow", 250 * time.Millisecond, 250 * time.Millisecond},
+		{"eager", 10 * time.Millisecond, 100 * time.Millisecond},
+	} {
+		c, err := client.Dial(context.Background(), ts.addr, tt.name, client.WithInterval(tt.asked))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		joined := ts.await(t, pulse.EventJoined, tt.name)
+		if st := c.Status(); st.Interval != tt.granted || st.Timeout != 5*tt.granted || joined.Session.Interval != tt.granted {
+			t.Fatalf("%s asked for %v: client %v (timeout %v), server %v; want %v", tt.name, tt.asked, st.Interval, st.Timeout, joined.Session.Interval, tt.granted)
+		}
+	}
+}

@@ -20,6 +20,7 @@ type config struct {
 	meta             map[string]string
 	token            string
 	noAck            bool
+	interval         time.Duration
 	minBackoff       time.Duration
 	maxBackoff       time.Duration
 	handshakeTimeout time.Duration
@@ -55,6 +56,17 @@ func WithToken(token string) Option {
 // tells it the server is gone.
 func WithoutAck() Option {
 	return func(c *config) { c.noAck = true }
+}
+
+// WithInterval asks the server for a beat interval of d instead of its own
+// (the HELLO option interval_ms, in whole milliseconds), as a phone on a
+// battery may want 30 s where servers beat every second. The server grants
+// it within bounds of its own, or the nearer bound, and the client beats
+// at the interval granted (Status.Interval); a server older than the
+// option grants its own. Zero means the server's interval; otherwise d
+// must be from 1 ms to pulse.MaxInterval.
+func WithInterval(d time.Duration) Option {
+	return func(c *config) { c.interval = d }
 }
 
 // WithBackoff sets the bounds of the wait between reconnection attempts:

@@ -3,6 +3,7 @@ package httpapi
 import (
 	"bufio"
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net"
@@ -195,5 +196,33 @@ func TestReadSSE(t *testing.T) {
 	want := []string{"ready|1|{}", "message|2|line1\nline2", "message||x"}
 	if err != nil || strings.Join(got, ",") != strings.Join(want, ",") {
 		t.Fatalf("got %q, %v; want %q", got, err, want)
+	}
+}
+
+// TestStallEventJSON: a stall of the server is an event about no session:
+// its JSON has no session and says how long the stall was and how
+// judgments are held, and session events keep their session.
+func TestStallEventJSON(t *testing.T) {
+	at := time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC)
+	stall := pulse.Event{Seq: 7, Kind: pulse.EventStall, Time: at, Reason: pulse.ReasonLateWakeup, Detail: "the server did not run",
+		Stall: &pulse.Stall{Length: 20*time.Second + 312*time.Millisecond, Overdue: 1000, Grace: 2 * time.Second}}
+	b, err := json.Marshal(newEvent("e-7", stall))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := `{"id":"e-7","seq":7,"kind":"stall","time":"2026-11-25T12:00:00Z","reason":"late_wakeup","detail":"the server did not run","stall":{"length_ms":20312,"overdue":1000,"grace_ms":2000}}`
+	if string(b) != want {
+		t.Fatalf("stall event JSON:\n%s\nwant\n%s", b, want)
+	}
+	var back Event
+	if err := json.Unmarshal(b, &back); err != nil || back.Kind != pulse.EventStall || back.Session.Name != "" || back.Stall == nil || back.Stall.Overdue != 1000 {
+		t.Fatalf("decoded %+v, %v", back, err)
+	}
+
+	joined := pulse.Event{Seq: 8, Kind: pulse.EventJoined, Time: at, Reason: pulse.ReasonHello,
+		Session: pulse.Session{ID: "0000000100000001", Name: "web-1", State: pulse.StateAlive, ConnectedAt: at, LastBeat: at}}
+	b, err = json.Marshal(newEvent("e-8", joined))
+	if err != nil || !strings.Contains(string(b), `"session":{"name":"web-1"`) || strings.Contains(string(b), "stall") {
+		t.Fatalf("joined event JSON %s, %v", b, err)
 	}
 }

@@ -70,33 +70,56 @@ func newCounts(c registry.Counts) Counts {
 	return Counts{Alive: c.Alive, Suspect: c.Suspect, Total: c.Total()}
 }
 
-// Event is a session event as the API shows it, in the data of a
-// server-sent event.
+// Event is an event as the API shows it, in the data of a server-sent
+// event: a session's, or a stall of the server itself.
 type Event struct {
 	// ID is the event's opaque, resumable ID (the SSE id).
 	ID string `json:"id"`
 	// Seq numbers the events of one server run without gaps.
-	Seq     uint64          `json:"seq"`
-	Kind    pulse.EventKind `json:"kind"`
-	Time    time.Time       `json:"time"`
-	Reason  string          `json:"reason"`
-	Detail  string          `json:"detail,omitempty"`
-	Session Session         `json:"session"`
+	Seq    uint64          `json:"seq"`
+	Kind   pulse.EventKind `json:"kind"`
+	Time   time.Time       `json:"time"`
+	Reason string          `json:"reason"`
+	Detail string          `json:"detail,omitempty"`
+	// Session is the session as of the event; absent from the JSON (and
+	// zero) on a stall event, which is about no session.
+	Session Session `json:"session,omitzero"`
 	// Deadline, on suspect and dead events, is the instant the judgment
 	// was due, and LateMillis how long after it the judgment came.
 	Deadline   *time.Time `json:"deadline,omitempty"`
 	LateMillis *float64   `json:"late_ms,omitempty"`
+	// Stall, on stall events only, says how long the server did not run
+	// and how it holds judgments.
+	Stall *Stall `json:"stall,omitempty"`
+}
+
+// Stall is a stall of the server itself, as the API shows it.
+type Stall struct {
+	// LengthMillis is how late the server's timer fired: the server did
+	// not run for at least this many milliseconds.
+	LengthMillis float64 `json:"length_ms"`
+	// Overdue is how many sessions were past a suspect or dead deadline
+	// when the stall was noticed: the judgments held.
+	Overdue int `json:"overdue"`
+	// GraceMillis is how long judgments stay held once the server has read
+	// what arrived during the stall.
+	GraceMillis float64 `json:"grace_ms"`
 }
 
 func newEvent(id string, ev pulse.Event) Event {
 	out := Event{
-		ID:      id,
-		Seq:     ev.Seq,
-		Kind:    ev.Kind,
-		Time:    ev.Time.UTC(),
-		Reason:  ev.Reason,
-		Detail:  ev.Detail,
-		Session: NewSession(ev.Session),
+		ID:     id,
+		Seq:    ev.Seq,
+		Kind:   ev.Kind,
+		Time:   ev.Time.UTC(),
+		Reason: ev.Reason,
+		Detail: ev.Detail,
+	}
+	if ev.Session.ID != "" {
+		out.Session = NewSession(ev.Session)
+	}
+	if st := ev.Stall; st != nil {
+		out.Stall = &Stall{LengthMillis: millis(st.Length), Overdue: st.Overdue, GraceMillis: millis(st.Grace)}
 	}
 	if !ev.Deadline.IsZero() {
 		d := ev.Deadline.UTC()

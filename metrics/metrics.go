@@ -1,6 +1,7 @@
 // Package metrics measures a pulse server for Prometheus: sessions by
 // state, beats, session events by kind and reason, how late deaths are
-// declared, round-trip times, and connections rejected by ERR code.
+// declared, round-trip times, connections rejected by ERR code, and the
+// stalls of the server itself.
 //
 // A Metrics is the server's Observer; register it once the server exists:
 //
@@ -30,6 +31,10 @@ type Metrics struct {
 	events   *prometheus.CounterVec
 	lateness *prometheus.HistogramVec
 	rejected *prometheus.CounterVec
+
+	stalls       prometheus.Counter
+	stallSeconds prometheus.Histogram
+	stallHeld    prometheus.Counter
 }
 
 // LatenessBuckets are the bounds, in seconds, of the detection-lateness
@@ -40,6 +45,11 @@ var LatenessBuckets = []float64{.0005, .001, .002, .005, .01, .02, .05, .1, .25,
 // RTTBuckets are the bounds, in seconds, of the round-trip-time histogram,
 // from a loopback client to one across the world.
 var RTTBuckets = []float64{.0001, .00025, .0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5}
+
+// StallBuckets are the bounds, in seconds, of the histogram of the
+// server's own stalls: from the shortest one noticed (the default stall
+// threshold, 0.5 s) to a VM paused for minutes.
+var StallBuckets = []float64{.5, 1, 2, 5, 10, 20, 30, 60, 120, 300}
 
 // New returns metrics that count nothing yet.
 func New() *Metrics {
@@ -55,7 +65,7 @@ func New() *Metrics {
 		}),
 		events: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "pulse_events_total",
-			Help: "Session events by kind (joined, suspect, recovered, left, dead, replaced, kicked) and reason.",
+			Help: "Events by kind (joined, suspect, recovered, left, dead, replaced, kicked, and stall for the server's own) and reason.",
 		}, []string{"kind", "reason"}),
 		lateness: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    "pulse_detection_lateness_seconds",
@@ -66,6 +76,19 @@ func New() *Metrics {
 			Name: "pulse_connections_rejected_total",
 			Help: "Connections the server ended with ERR <code>: refused at HELLO, cut for a protocol error, or ended by the server (timeout, replaced, kicked, shutdown).",
 		}, []string{"code"}),
+		stalls: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "pulse_server_stalls_total",
+			Help: "Stalls of the server itself that it noticed (its timer fired the stall threshold or more late); it held suspect and dead judgments after each.",
+		}),
+		stallSeconds: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "pulse_server_stall_seconds",
+			Help:    "Length of the server's own stalls: how late its timer fired, a lower bound of the time it did not run.",
+			Buckets: StallBuckets,
+		}),
+		stallHeld: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "pulse_server_stall_held_judgments_total",
+			Help: "Sessions past a suspect or dead deadline when a stall was noticed: judgments held until the server had read what arrived during the stall.",
+		}),
 	}
 	// Series that dashboards and alerts expect to exist from the start.
 	for _, k := range []pulse.EventKind{pulse.EventSuspect, pulse.EventDead} {
@@ -87,7 +110,7 @@ func (m *Metrics) Register(reg prometheus.Registerer, sessions SessionCounter) e
 		return errors.New("metrics: Register needs a SessionCounter")
 	}
 	cs := []prometheus.Collector{
-		m.beats, m.rtt, m.events, m.lateness, m.rejected,
+		m.beats, m.rtt, m.events, m.lateness, m.rejected, m.stalls, m.stallSeconds, m.stallHeld,
 		newSessionsCollector(sessions),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name:        "pulse_build_info",
@@ -116,9 +139,15 @@ func (m *Metrics) Rejected(code wire.Code) {
 	m.rejected.WithLabelValues(string(code)).Inc()
 }
 
-// Event counts a session event and, for a judgment, how late it came.
+// Event counts an event and, for a judgment, how late it came; for a
+// stall of the server, how long it was and how many judgments it held.
 func (m *Metrics) Event(ev pulse.Event) {
 	m.events.WithLabelValues(ev.Kind.String(), ev.Reason).Inc()
+	if st := ev.Stall; st != nil {
+		m.stalls.Inc()
+		m.stallSeconds.Observe(st.Length.Seconds())
+		m.stallHeld.Add(float64(st.Overdue))
+	}
 	if !ev.Deadline.IsZero() {
 		m.lateness.WithLabelValues(ev.Kind.String()).Observe(max(ev.Time.Sub(ev.Deadline), 0).Seconds())
 	}

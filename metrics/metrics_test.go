@@ -34,6 +34,10 @@ func TestMetrics(t *testing.T) {
 	m.Event(pulse.Event{Kind: pulse.EventSuspect, Reason: pulse.ReasonSilent, Time: at, Deadline: at.Add(-1500 * time.Microsecond)})
 	m.Event(pulse.Event{Kind: pulse.EventDead, Reason: pulse.ReasonTimeout, Time: at, Deadline: at.Add(-7 * time.Millisecond)})
 	m.Event(pulse.Event{Kind: pulse.EventLeft, Reason: pulse.ReasonBye, Time: at})
+	m.Event(pulse.Event{Kind: pulse.EventStall, Reason: pulse.ReasonLateWakeup, Time: at,
+		Stall: &pulse.Stall{Length: 20 * time.Second, Overdue: 1000, Grace: 2 * time.Second}})
+	m.Event(pulse.Event{Kind: pulse.EventStall, Reason: pulse.ReasonLateWakeup, Time: at,
+		Stall: &pulse.Stall{Length: 700 * time.Millisecond, Overdue: 3, Grace: 2 * time.Second}})
 
 	want := `
 # HELP pulse_beats_total Heartbeats received from registered sessions.
@@ -43,19 +47,27 @@ pulse_beats_total 3
 # TYPE pulse_connections_rejected_total counter
 pulse_connections_rejected_total{code="bad_command"} 2
 pulse_connections_rejected_total{code="kicked"} 1
-# HELP pulse_events_total Session events by kind (joined, suspect, recovered, left, dead, replaced, kicked) and reason.
+# HELP pulse_events_total Events by kind (joined, suspect, recovered, left, dead, replaced, kicked, and stall for the server's own) and reason.
 # TYPE pulse_events_total counter
 pulse_events_total{kind="dead",reason="timeout"} 1
 pulse_events_total{kind="joined",reason="hello"} 1
 pulse_events_total{kind="left",reason="bye"} 1
+pulse_events_total{kind="stall",reason="late_wakeup"} 2
 pulse_events_total{kind="suspect",reason="silent"} 1
+# HELP pulse_server_stall_held_judgments_total Sessions past a suspect or dead deadline when a stall was noticed: judgments held until the server had read what arrived during the stall.
+# TYPE pulse_server_stall_held_judgments_total counter
+pulse_server_stall_held_judgments_total 1003
+# HELP pulse_server_stalls_total Stalls of the server itself that it noticed (its timer fired the stall threshold or more late); it held suspect and dead judgments after each.
+# TYPE pulse_server_stalls_total counter
+pulse_server_stalls_total 2
 # HELP pulse_sessions Live sessions by state.
 # TYPE pulse_sessions gauge
 pulse_sessions{state="alive"} 3
 pulse_sessions{state="suspect"} 1
 `
 	if err := testutil.GatherAndCompare(reg, strings.NewReader(want),
-		"pulse_beats_total", "pulse_connections_rejected_total", "pulse_events_total", "pulse_sessions"); err != nil {
+		"pulse_beats_total", "pulse_connections_rejected_total", "pulse_events_total", "pulse_sessions",
+		"pulse_server_stalls_total", "pulse_server_stall_held_judgments_total"); err != nil {
 		t.Fatal(err)
 	}
 
@@ -91,7 +103,13 @@ pulse_sessions{state="suspect"} 1
 	if h := hist["pulse_detection_lateness_seconds/suspect"]; h.count != 1 || !near(h.sum, 0.0015) {
 		t.Errorf("suspect lateness %+v", h)
 	}
-	if _, ok := hist["pulse_build_info"]; ok || testutil.CollectAndCount(m.events) != 4 {
+	if h := hist["pulse_server_stall_seconds"]; h.count != 2 || !near(h.sum, 20.7) {
+		t.Errorf("stall histogram %+v: want the 2 stalls, 20.7 s in all", h)
+	}
+	if _, ok := hist["pulse_detection_lateness_seconds/stall"]; ok {
+		t.Error("a stall counted as a judgment's lateness")
+	}
+	if _, ok := hist["pulse_build_info"]; ok || testutil.CollectAndCount(m.events) != 5 {
 		t.Error("unexpected series")
 	}
 }

@@ -9,7 +9,9 @@
 // resolution (1 ms by default) of its deadline rather than at the next tick
 // of a scan. Events are numbered and delivered in order by a second
 // goroutine, so neither a slow subscriber nor a slow event hook ever holds
-// up a beat or a judgment.
+// up a beat or a judgment. When the process itself stalls, the scheduler
+// notices by waking late, and judges no one until the transports have read
+// what arrived meanwhile (Config.CatchUp) and a grace has passed.
 package registry
 
 import (
@@ -46,7 +48,7 @@ var (
 const (
 	DefaultResolution     = time.Millisecond
 	DefaultStallThreshold = 500 * time.Millisecond
-	DefaultStallGrace     = time.Second
+	DefaultStallGrace     = 2 * time.Second
 	DefaultSubscriberBuf  = 1024
 	wheelSlots            = 1 << 14 // 16.4 s at 1 ms: the default timeout fits in one turn
 )
@@ -70,13 +72,26 @@ type Config struct {
 	// StallThreshold: when the registry's timer fires this much later than
 	// it was set for, the process was stalled (GC, CPU starvation, a VM
 	// pause, SIGSTOP) and every session may look silent only because its
-	// beats have not been read yet. Zero means 500 ms; negative disables
-	// the guard.
+	// beats have not been read yet. The registry then holds every suspect
+	// and dead judgment (see stall.go) and emits a stall event. So that a
+	// stall is noticed whenever it happens, the timer never sleeps longer
+	// than a quarter of the threshold. Zero means 500 ms; negative
+	// disables the guard.
 	StallThreshold time.Duration
-	// StallGrace is how long after a detected stall no session is declared
-	// suspect or dead, so that the beats that arrived during the stall are
-	// read first. Zero means 1 s.
+	// StallGrace is how long judgments stay held after a stall once the
+	// transports have read what arrived during it (see CatchUp): time for
+	// beats that the stall delayed on their way, or that a transport
+	// without CatchUp has yet to read. Zero means 2 s; negative means no
+	// grace beyond the catch-up.
 	StallGrace time.Duration
+	// CatchUp, if set, is called when a stall is noticed, from the
+	// registry's scheduler and without its lock: it asks the transports to
+	// read what arrived during the stall, and calls done (once, from any
+	// goroutine, possibly before it returns) when they have. Judgments
+	// are held until then, and StallGrace after; if done does not come
+	// within StallCatchUpLimit, judgments resume anyway. Nil means there
+	// is nothing to wait for but the grace.
+	CatchUp func(done func())
 
 	// beforeAdvance, in tests, runs in the scheduler before each advance.
 	beforeAdvance func()
@@ -98,8 +113,15 @@ func (c *Config) setDefaults() error {
 	if c.StallThreshold == 0 {
 		c.StallThreshold = DefaultStallThreshold
 	}
-	if c.StallGrace <= 0 {
+	if c.StallThreshold > 0 && c.StallThreshold < stallTicksPerThreshold*c.Resolution {
+		return fmt.Errorf("registry: Config.StallThreshold must be at least %v (4 × the resolution), or negative for no stall guard; got %v",
+			stallTicksPerThreshold*c.Resolution, c.StallThreshold)
+	}
+	switch {
+	case c.StallGrace == 0:
 		c.StallGrace = DefaultStallGrace
+	case c.StallGrace < 0:
+		c.StallGrace = 0
 	}
 	return nil
 }
@@ -112,17 +134,17 @@ type Registry struct {
 	epochWall time.Time // epoch without its monotonic reading, for wall times
 	idBase    uint64
 
-	mu        sync.Mutex
-	byName    map[string]*entry
-	index     *index // every live entry, by name: for pages
-	suspects  *index // the suspect entries, by name
-	wheel     *wheel
-	nextID    uint64
-	seq       uint64 // the last event's number
-	pending   []pulse.Event
-	closed    bool
-	armed     int64 // instant the scheduler's timer is set for; noCheck if none
-	holdUntil int64 // no judgments before this instant (after a stall)
+	mu       sync.Mutex
+	byName   map[string]*entry
+	index    *index // every live entry, by name: for pages
+	suspects *index // the suspect entries, by name
+	wheel    *wheel
+	nextID   uint64
+	seq      uint64 // the last event's number
+	pending  []pulse.Event
+	closed   bool
+	armed    int64 // instant the scheduler's timer is set for; noCheck if none
+	hold     hold  // the stall guard's judgment hold
 
 	wake   chan struct{} // a deadline earlier than armed was queued
 	notify chan struct{} // events are pending
@@ -300,13 +322,20 @@ func (r *Registry) afterBeat(e *entry) {
 	}
 }
 
-// emit numbers an event and hands it to the event goroutine. r.mu is held.
+// emit numbers a session event and hands it to the event goroutine. r.mu
+// is held.
 func (r *Registry) emit(kind pulse.EventKind, s pulse.Session, now int64, reason, detail string, deadline int64) {
-	r.seq++
-	ev := pulse.Event{Seq: r.seq, Kind: kind, Time: r.wall(now), Session: s, Reason: reason, Detail: detail}
+	ev := pulse.Event{Kind: kind, Time: r.wall(now), Session: s, Reason: reason, Detail: detail}
 	if deadline >= 0 {
 		ev.Deadline = r.wall(deadline)
 	}
+	r.push(ev)
+}
+
+// push numbers an event and hands it to the event goroutine. r.mu is held.
+func (r *Registry) push(ev pulse.Event) {
+	r.seq++
+	ev.Seq = r.seq
 	r.pending = append(r.pending, ev)
 	select {
 	case r.notify <- struct{}{}:

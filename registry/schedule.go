@@ -8,7 +8,9 @@ import (
 )
 
 // schedule is the goroutine that advances the wheel: it sleeps until the
-// next deadline, then judges the sessions whose deadlines have passed.
+// next deadline, then judges the sessions whose deadlines have passed. With
+// the stall guard on it also wakes every quarter of the stall threshold,
+// so that however a stall falls, it finds its timer late by most of it.
 func (r *Registry) schedule() {
 	defer r.wg.Done()
 	timer := time.NewTimer(time.Hour)
@@ -19,15 +21,25 @@ func (r *Registry) schedule() {
 		}
 		r.mu.Lock()
 		now := r.now()
-		r.guardStall(now)
-		r.wheel.advance(now, func(e *entry) { r.check(e, now) })
-		next, ok := r.wheel.next()
-		if !ok {
-			next = noCheck
+		catchUp := r.guardStall(now)
+		released := r.releaseHold(now)
+		if !r.hold.active {
+			before := r.seq
+			r.wheel.advance(now, func(e *entry) { r.check(e, now) })
+			if released != nil {
+				released.judged = r.seq - before
+			}
 		}
+		next := r.nextWake(now)
 		r.armed = next
 		r.mu.Unlock()
-		if ok {
+		if catchUp != nil {
+			catchUp()
+		}
+		if released != nil {
+			released.log(r.cfg.Logger)
+		}
+		if next != noCheck {
 			timer.Reset(time.Duration(next - now))
 		}
 		select {
@@ -41,21 +53,19 @@ func (r *Registry) schedule() {
 	}
 }
 
-// guardStall notices that the scheduler woke much later than it was set
-// for: the whole process was stalled, and beats that arrived meanwhile may
-// still sit unread in socket buffers. Judgments are held for a grace period
-// so that they are read first. r.mu is held.
-func (r *Registry) guardStall(now int64) {
-	if r.cfg.StallThreshold < 0 || r.armed == noCheck {
-		return
+// nextWake returns the instant the scheduler is to wake next, noCheck for
+// never. r.mu is held.
+func (r *Registry) nextWake(now int64) int64 {
+	next := int64(noCheck)
+	if r.hold.active {
+		next = r.hold.until
+	} else if at, ok := r.wheel.next(); ok {
+		next = at
 	}
-	lag := time.Duration(now - r.armed)
-	if lag < r.cfg.StallThreshold {
-		return
+	if r.cfg.StallThreshold > 0 {
+		next = min(next, now+int64(r.cfg.StallThreshold/stallTicksPerThreshold))
 	}
-	r.holdUntil = now + int64(r.cfg.StallGrace)
-	r.cfg.Logger.Warn("server stalled; holding suspect and dead judgments",
-		"stall", lag.Round(time.Millisecond), "grace", r.cfg.StallGrace)
+	return next
 }
 
 // check judges e, whose wheel slot has come, at instant now. r.mu is held.
@@ -81,10 +91,6 @@ func (r *Registry) check(e *entry, now int64) {
 		return
 	case now < deadAt:
 		to, deadline = pulse.StateSuspect, suspectAt
-	}
-	if now < r.holdUntil {
-		r.queue(e, r.holdUntil)
-		return
 	}
 	e.state.Store(uint32(to))
 	if e.beats.Load() != count {

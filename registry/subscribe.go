@@ -4,8 +4,9 @@ import (
 	"github.com/pulsehq/pulse"
 )
 
-// Subscription is a stream of session events. Events arrive on C in order,
-// without gaps. A subscriber that lets its buffer fill up is dropped rather
+// Subscription is a stream of session events, and of the stalls the
+// registry notices (pulse.EventStall, with no session). Events arrive on C
+// in order, without gaps. A subscriber that lets its buffer fill up is dropped rather
 // than allowed to hold up the server: C is closed and Err returns
 // ErrSlowSubscriber.
 type Subscription struct {

@@ -112,6 +112,24 @@ func (w *wheel) advance(now int64, due func(*entry)) {
 	w.cursor = target
 }
 
+// walk hands to fn, without taking them off, the entries of the slots
+// that advance(upTo) would process: those whose instant has come by upTo.
+// Entries further than a turn away that share those slots are handed too.
+func (w *wheel) walk(upTo int64, fn func(*entry)) {
+	target := upTo / w.res
+	from := max(w.cursor+1, target-w.mask)
+	for k := from; k <= target; {
+		next, ok := w.nextUsed(k, target)
+		if !ok {
+			return
+		}
+		for e := w.heads[next&w.mask]; e != nil; e = e.next {
+			fn(e)
+		}
+		k = next + 1
+	}
+}
+
 // nextUsed returns the first absolute slot in [from, to] whose list is not
 // empty. The range must span at most one turn.
 func (w *wheel) nextUsed(from, to int64) (int64, bool) {

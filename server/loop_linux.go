@@ -59,22 +59,25 @@ type eventLoop struct {
 	wakefd int
 	start  time.Time // instants are nanoseconds since start
 
-	mu     sync.Mutex
-	conns  map[int32]*loopConn // by file descriptor
-	queue  []*loopConn         // ended from outside; the loop finishes them
-	closed bool
+	mu       sync.Mutex
+	conns    map[int32]*loopConn // by file descriptor
+	queue    []*loopConn         // ended from outside; the loop finishes them
+	catchUps []func()            // asked for since the last poll (see catchUp)
+	closed   bool
+	exited   bool // the loop goroutine has stopped
 
 	done chan struct{} // closed when the loop has exited
 
 	// owned by the loop goroutine
-	events    []unix.EpollEvent
-	ready     []*loopConn
-	again     []*loopConn            // to read again next round: their last read filled the buffer
-	retry     []*loopConn            // the round's own, while again fills for the next
-	scratch   []byte                 // what was read
-	reply     []byte                 // replies being built, before they are written
-	watched   map[*loopConn]struct{} // connections with a deadline
-	nextCheck int64
+	events     []unix.EpollEvent
+	ready      []*loopConn
+	again      []*loopConn            // to read again next round: their last read filled the buffer
+	retry      []*loopConn            // the round's own, while again fills for the next
+	scratch    []byte                 // what was read
+	reply      []byte                 // replies being built, before they are written
+	watched    map[*loopConn]struct{} // connections with a deadline
+	nextCheck  int64
+	catchingUp []func() // catch-ups taken before the current poll began, waiting for one that is not full and leaves nothing to read again
 }
 
 // loopConn is one connection of the event loop.
@@ -231,14 +234,49 @@ func (l *eventLoop) enqueue(c *loopConn) {
 	l.wake()
 }
 
+// catchUp asks the loop to read everything that has arrived by now, and
+// calls done once it has: after a stall, every socket with a backlog is
+// ready, and a poll that begins after the request and returns fewer events
+// than it could hold has seen them all; once that poll's connections are
+// read, done is called, from the loop goroutine. If the loop has stopped,
+// done is called at once.
+func (l *eventLoop) catchUp(done func()) {
+	l.mu.Lock()
+	if l.exited {
+		l.mu.Unlock()
+		done()
+		return
+	}
+	l.catchUps = append(l.catchUps, done)
+	l.wake() // under l.mu, so that the loop cannot close wakefd meanwhile
+	l.mu.Unlock()
+}
+
+// exit marks the loop stopped and answers the catch-ups still waiting:
+// nothing more will be read.
+func (l *eventLoop) exit() {
+	l.mu.Lock()
+	l.exited = true
+	waiting := append(l.catchingUp, l.catchUps...)
+	l.catchingUp, l.catchUps = nil, nil
+	l.mu.Unlock()
+	for _, done := range waiting {
+		done()
+	}
+}
+
 // run is the loop goroutine.
 func (l *eventLoop) run() {
 	defer close(l.done)
 	defer unix.Close(l.wakefd)
 	defer unix.Close(l.epfd)
+	defer l.exit()
 	block := true
 	empty := 0 // polls in a row that found nothing
 	for {
+		if l.srv.cfg.beforePoll != nil {
+			l.srv.cfg.beforePoll(l)
+		}
 		var n int
 		var err error
 		if block {
@@ -260,6 +298,8 @@ func (l *eventLoop) run() {
 		}
 		queue := l.queue
 		l.queue = nil
+		asked := l.catchUps // for the next poll, which begins after this
+		l.catchUps = nil
 		stop := l.closed && len(l.conns) == 0
 		l.mu.Unlock()
 
@@ -287,6 +327,13 @@ func (l *eventLoop) run() {
 		if now := l.now(); now >= l.nextCheck {
 			l.checkDeadlines(now)
 		}
+		if len(l.catchingUp) > 0 && n < len(l.events) && len(l.again) == 0 {
+			for _, done := range l.catchingUp {
+				done()
+			}
+			l.catchingUp = l.catchingUp[:0]
+		}
+		l.catchingUp = append(l.catchingUp, asked...)
 		if stop {
 			return
 		}
@@ -295,13 +342,13 @@ func (l *eventLoop) run() {
 		// processor to another thread and keeps its monitor thread
 		// waking every 20 µs; at a few thousand beats a second, polls a
 		// millisecond or two apart found nothing often enough for that
-		// to cost more than the beats.
+		// to cost more than the beats. A catch-up waits for no one.
 		if n == 0 && len(l.again) == 0 {
 			empty++
 		} else {
 			empty = 0
 		}
-		block = empty >= loopIdleSpins
+		block = empty >= loopIdleSpins && len(l.catchingUp) == 0
 		if !block {
 			time.Sleep(loopBatchDelay)
 		}

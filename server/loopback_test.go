@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/pulsehq/pulse"
+	"github.com/pulsehq/pulse/detect"
 	"github.com/pulsehq/pulse/registry"
 	"github.com/pulsehq/pulse/wire"
 )
@@ -461,6 +462,12 @@ func TestConfigValidation(t *testing.T) {
 		{Timing: pulse.Timing{Interval: time.Second, Misses: 2, SuspectAfter: 3 * time.Second}},
 		{HelloTimeout: -1},
 		{WriteTimeout: -1},
+		{StallThreshold: time.Millisecond},
+		{MinInterval: -1},
+		{MinInterval: 5 * time.Second},                      // longer than the 3 s interval
+		{MaxInterval: 2 * time.Second},                      // shorter than the 3 s interval
+		{MinInterval: time.Microsecond},                     // under pulse's 1 ms floor
+		{MaxInterval: pulse.MaxInterval + time.Millisecond}, // over its ceiling
 	} {
 		if _, err := New(cfg); !errors.Is(err, ErrInvalidConfig) {
 			t.Errorf("New(%+v) = %v, want ErrInvalidConfig", cfg, err)
@@ -479,6 +486,65 @@ func TestConfigValidation(t *testing.T) {
 	if got := srv.Config().Timing; got.Interval != time.Second || got.Misses != 5 || got.Timeout() != 5*time.Second || got.Suspect() != 1500*time.Millisecond {
 		t.Fatalf("timing with only the interval set: %+v", got)
 	}
+	// The interval bounds default to 1 s .. 5 min, widened to take in
+	// the server's own interval.
+	for _, tt := range []struct{ interval, min, max time.Duration }{
+		{3 * time.Second, time.Second, 5 * time.Minute},
+		{100 * time.Millisecond, 100 * time.Millisecond, 5 * time.Minute},
+		{10 * time.Minute, time.Second, 10 * time.Minute},
+	} {
+		c := Config{Timing: pulse.Timing{Interval: tt.interval}}
+		c.fillDefaults()
+		if c.MinInterval != tt.min || c.MaxInterval != tt.max || c.Validate() != nil {
+			t.Errorf("interval %v: bounds %v..%v, want %v..%v; %v", tt.interval, c.MinInterval, c.MaxInterval, tt.min, tt.max, c.Validate())
+		}
+	}
+}
+
+// TestClientChoosesItsInterval: a client asks for its own interval with
+// the HELLO option interval_ms and is granted it within the server's
+// bounds, or the nearer bound; WELCOME gives the granted interval, the
+// deadlines it is judged by (those of the server's policy) and the
+// bounds. A client that does not ask gets the server's interval, and no
+// bounds.
+func TestClientChoosesItsInterval(t *testing.T) {
+	ts := startServer(t, Config{MinInterval: 2 * time.Second, MaxInterval: time.Minute})
+	policy := detect.NewFixed(pulse.DefaultTiming())
+	for _, tt := range []struct {
+		hello   string
+		granted time.Duration
+		bounds  bool
+	}{
+		{`HELLO default`, 3 * time.Second, false},
+		{`HELLO phone {"interval_ms":30000}`, 30 * time.Second, true},
+		{`HELLO eager {"interval_ms":500}`, 2 * time.Second, true},
+		{`HELLO sleepy {"interval_ms":600000,"ack":false}`, time.Minute, true},
+		{`HELLO huge {"interval_ms":9223372036854775807}`, time.Minute, true},
+		{`HELLO exact {"interval_ms":2000}`, 2 * time.Second, true},
+	} {
+		c := ts.dial(t)
+		c.say(t, tt.hello)
+		r, err := wire.ParseReply([]byte(c.hear(t, "WELCOME ")))
+		if err != nil {
+			t.Fatal(err)
+		}
+		w := r.Welcome
+		want := policy.Track(tt.granted).Beat(0)
+		if w.Interval() != tt.granted || w.Suspect() != want.Suspect || w.Timeout() != want.Dead {
+			t.Errorf("%s: WELCOME %+v, want interval %v, suspect %v, timeout %v", tt.hello, w, tt.granted, want.Suspect, want.Dead)
+		}
+		if tt.bounds != (w.MinIntervalMS == 2000 && w.MaxIntervalMS == 60000) || (!tt.bounds && (w.MinIntervalMS != 0 || w.MaxIntervalMS != 0)) {
+			t.Errorf("%s: bounds %d..%d in WELCOME", tt.hello, w.MinIntervalMS, w.MaxIntervalMS)
+		}
+		name := strings.Fields(tt.hello)[1]
+		if ev := ts.expect(t, pulse.EventJoined, name, pulse.ReasonHello); ev.Session.Interval != tt.granted {
+			t.Errorf("%s: the session's interval is %v", tt.hello, ev.Session.Interval)
+		}
+	}
+	bad := ts.dial(t)
+	bad.say(t, `HELLO zero {"interval_ms":0}`)
+	bad.hear(t, "ERR bad_options interval_ms must be a positive number of milliseconds")
+	bad.closed(t)
 }
 
 // TestSlowConsumerIsCut: a client that sends beats but never reads its

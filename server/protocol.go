@@ -72,7 +72,9 @@ func (p *protocol) hello(m wire.Message, out []byte) ([]byte, outcome) {
 	if p.srv.shuttingDown.Load() {
 		return p.reject(out, errShutdown)
 	}
-	h, err := p.srv.reg.Join(registry.Join{Name: m.Name, Peer: p.peer, Meta: m.Hello.Meta, Link: p.link})
+	cfg := &p.srv.cfg
+	asked := m.Hello.Interval()
+	h, err := p.srv.reg.Join(registry.Join{Name: m.Name, Peer: p.peer, Meta: m.Hello.Meta, Interval: cfg.grant(asked), Link: p.link})
 	if errors.Is(err, registry.ErrClosed) {
 		return p.reject(out, errShutdown)
 	}
@@ -80,14 +82,18 @@ func (p *protocol) hello(m wire.Message, out []byte) ([]byte, outcome) {
 		return p.reject(out, &wire.Error{Code: wire.CodeInternal, Message: err.Error()})
 	}
 	p.session, p.ack = h, m.Hello.WantsAck()
-	t := p.srv.cfg.Timing
-	return wire.AppendWelcome(out, h.ID(), wire.Welcome{
-		IntervalMS: millis(h.Interval()),
+	t := cfg.Timing.ForInterval(h.Interval())
+	w := wire.Welcome{
+		IntervalMS: millis(t.Interval),
 		TimeoutMS:  millis(t.Timeout()),
 		SuspectMS:  millis(t.Suspect()),
 		Ack:        p.ack,
 		Server:     "pulse/" + pulse.Version,
-	}), keepOpen
+	}
+	if asked > 0 {
+		w.MinIntervalMS, w.MaxIntervalMS = millis(cfg.MinInterval), millis(cfg.MaxInterval)
+	}
+	return wire.AppendWelcome(out, h.ID(), w), keepOpen
 }
 
 var errShutdown = &wire.Error{Code: wire.CodeShutdown, Message: "the server is shutting down; try another or retry later"}

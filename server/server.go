@@ -79,7 +79,10 @@ func New(cfg Config) (*Server, error) {
 			s.logEvent(ev)
 			cfg.Observer.Event(ev)
 		},
-		Logger: cfg.Logger,
+		Logger:         cfg.Logger,
+		StallThreshold: cfg.StallThreshold,
+		StallGrace:     cfg.StallGrace,
+		CatchUp:        s.catchUp,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("pulse: %w", err)
@@ -111,7 +114,8 @@ func (s *Server) Serve(ln net.Listener) error {
 	}
 	defer s.untrack(ln)
 	s.log.Info("listening", "addr", ln.Addr().String(), "interval", s.cfg.Timing.Interval,
-		"suspect_after", s.cfg.Timing.Suspect(), "timeout", s.cfg.Timing.Timeout(), "detector", s.cfg.Policy.Name())
+		"suspect_after", s.cfg.Timing.Suspect(), "timeout", s.cfg.Timing.Timeout(), "detector", s.cfg.Policy.Name(),
+		"min_interval", s.cfg.MinInterval, "max_interval", s.cfg.MaxInterval)
 	var pause time.Duration
 	for {
 		nc, err := ln.Accept()
@@ -295,9 +299,10 @@ func (s *Server) Session(name string) (pulse.Session, bool) { return s.reg.Looku
 // error wrapping registry.ErrNotFound if no live session has the name.
 func (s *Server) Kick(name, detail string) (pulse.Session, error) { return s.reg.Kick(name, detail) }
 
-// Subscribe returns a stream of the session events declared from now on;
-// see registry.Subscription. buffer is how many undelivered events it may
-// hold before it is dropped (zero means 1024).
+// Subscribe returns a stream of the session events declared from now on,
+// and of the server's own stalls (pulse.EventStall, with no session); see
+// registry.Subscription. buffer is how many undelivered events it may hold
+// before it is dropped (zero means 1024).
 func (s *Server) Subscribe(buffer int) *registry.Subscription { return s.reg.Subscribe(buffer) }
 
 // SubscribeWithSnapshot returns a stream of events together with the live
@@ -317,8 +322,12 @@ func metaGroup(meta map[string]string) slog.Attr {
 	return slog.Group("meta", attrs...)
 }
 
-// logEvent writes one session event to the log.
+// logEvent writes one event to the log.
 func (s *Server) logEvent(ev pulse.Event) {
+	if ev.Kind == pulse.EventStall {
+		s.logStall(ev)
+		return
+	}
 	level := slog.LevelInfo
 	switch ev.Kind {
 	case pulse.EventSuspect, pulse.EventDead, pulse.EventReplaced, pulse.EventKicked:
@@ -332,6 +341,9 @@ func (s *Server) logEvent(ev pulse.Event) {
 	}
 	if ev.Detail != "" {
 		attrs = append(attrs, slog.String("detail", ev.Detail))
+	}
+	if ev.Kind == pulse.EventJoined && ev.Session.Interval != s.cfg.Timing.Interval {
+		attrs = append(attrs, slog.Duration("interval", ev.Session.Interval)) // asked for its own
 	}
 	if ev.Kind == pulse.EventJoined && len(ev.Session.Meta) > 0 {
 		attrs = append(attrs, metaGroup(ev.Session.Meta))

@@ -4,10 +4,13 @@ import (
 	"bufio"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"net"
 	"strings"
+	"sync"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -125,3 +128,61 @@ func TestHelloTimeoutOnFakeTime(t *testing.T) {
 }
 
 var _ net.Listener = (*pipeListener)(nil)
+
+// TestMixedFleetOnFakeTime: servers on 1 s and phones on 30 s, as the
+// issue's fleet, on one server whose own interval is 3 s. Each asks for
+// its interval in HELLO and beats on it for 5 minutes without a suspect;
+// then all fall silent at once, connections open, and each is judged on
+// its own timing, to the nanosecond: the servers suspect 1.5 s and dead
+// 5 s after their last beat, the phones 45 s and 150 s after it, their
+// deadlines many turns of the registry's 16 s wheel away.
+func TestMixedFleetOnFakeTime(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		srv, err := New(Config{Logger: quiet})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ln := newPipeListener()
+		go srv.Serve(ln)
+		defer srv.Close()
+		sub := srv.Subscribe(0)
+		start := time.Now()
+
+		fleet := map[string]time.Duration{"rack-1": time.Second, "rack-2": time.Second, "phone-1": 30 * time.Second, "phone-2": 30 * time.Second}
+		var wg sync.WaitGroup
+		for name, interval := range fleet {
+			nc, err := ln.Dial()
+			if err != nil {
+				t.Fatal(err)
+			}
+			rd := bufio.NewReader(nc)
+			fmt.Fprintf(nc, "HELLO %s {\"interval_ms\":%d,\"ack\":false}\n", name, interval.Milliseconds())
+			if w, err := rd.ReadString('\n'); err != nil || !strings.Contains(w, fmt.Sprintf(`"interval_ms":%d,`, interval.Milliseconds())) {
+				t.Fatalf("%s: %q, %v", name, w, err)
+			}
+			wg.Go(func() {
+				for range 5 * time.Minute / interval {
+					time.Sleep(interval)
+					fmt.Fprintf(nc, "BEAT\n")
+				}
+				io.Copy(io.Discard, rd) // silent now; hears ERR timeout, then EOF
+			})
+		}
+		wg.Wait()
+		srv.Close()
+
+		at := map[string]string{}
+		for ev := range sub.C() {
+			if ev.Kind == pulse.EventSuspect || ev.Kind == pulse.EventDead {
+				at[ev.Session.Name] += fmt.Sprintf("%s@%v ", ev.Kind, ev.Time.Sub(start)-5*time.Minute)
+			}
+		}
+		want := map[string]string{
+			"rack-1": "suspect@1.5s dead@5s ", "rack-2": "suspect@1.5s dead@5s ",
+			"phone-1": "suspect@45s dead@2m30s ", "phone-2": "suspect@45s dead@2m30s ",
+		}
+		if !maps.Equal(at, want) {
+			t.Fatalf("judgments after the last beat: %v, want %v", at, want)
+		}
+	})
+}

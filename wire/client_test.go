@@ -2,6 +2,7 @@ package wire
 
 import (
 	"errors"
+	"math"
 	"strings"
 	"testing"
 	"time"
@@ -20,6 +21,8 @@ func TestParseClientLines(t *testing.T) {
 		{"HELLO alice {}", Message{Verb: VerbHello, Name: "alice"}},
 		{`HELLO alice {"ack":false}`, Message{Verb: VerbHello, Name: "alice", Hello: HelloOptions{Ack: &no}}},
 		{`HELLO alice {"ack":true,"token":"t0k","unknown":[1,2]}`, Message{Verb: VerbHello, Name: "alice", Hello: HelloOptions{Ack: &yes, Token: "t0k"}}},
+		{`HELLO phone-1 {"interval_ms":30000}`, Message{Verb: VerbHello, Name: "phone-1", Hello: HelloOptions{IntervalMS: ptr[int64](30000)}}},
+		{`HELLO big {"interval_ms":9223372036854775807}`, Message{Verb: VerbHello, Name: "big", Hello: HelloOptions{IntervalMS: ptr[int64](9223372036854775807)}}},
 		{`HELLO  alice   {"meta": {"region": "eu"}}  `, Message{Verb: VerbHello, Name: "alice", Hello: HelloOptions{Meta: map[string]string{"region": "eu"}}}},
 		{"BEAT", Message{Verb: VerbBeat}},
 		{"BEAT 0", Message{Verb: VerbBeat, HasSeq: true}},
@@ -52,7 +55,8 @@ func equalMessage(a, b Message) bool {
 		return false
 	}
 	x, y := a.Hello, b.Hello
-	if x.Token != y.Token || x.WantsAck() != y.WantsAck() || (x.Ack == nil) != (y.Ack == nil) || len(x.Meta) != len(y.Meta) {
+	if x.Token != y.Token || x.WantsAck() != y.WantsAck() || (x.Ack == nil) != (y.Ack == nil) || len(x.Meta) != len(y.Meta) ||
+		(x.IntervalMS == nil) != (y.IntervalMS == nil) || x.Interval() != y.Interval() {
 		return false
 	}
 	for k, v := range x.Meta {
@@ -85,6 +89,11 @@ func TestParseRejects(t *testing.T) {
 		{`HELLO alice {"meta":{"bad key":"x"}}`, CodeBadOptions, `meta key "bad key"`},
 		{`HELLO alice {"meta":{"k":"` + strings.Repeat("v", 257) + `"}}`, CodeBadOptions, "over 256 bytes"},
 		{`HELLO alice {} {}`, CodeBadOptions, "bad JSON"},
+		{`HELLO alice {"interval_ms":0}`, CodeBadOptions, "interval_ms must be a positive number of milliseconds, got 0; leave it out"},
+		{`HELLO alice {"interval_ms":-5}`, CodeBadOptions, "got -5"},
+		{`HELLO alice {"interval_ms":1.5}`, CodeBadOptions, "interval_ms must be a whole number of milliseconds, such as 30000, got number 1.5"},
+		{`HELLO alice {"interval_ms":"30s"}`, CodeBadOptions, "interval_ms must be a whole number of milliseconds, such as 30000, got string"},
+		{`HELLO alice {"interval_ms":1e30}`, CodeBadOptions, "interval_ms must be a whole number"},
 		{"BEAT x", CodeBadCommand, "unsigned integer"},
 		{"BEAT -1", CodeBadCommand, "unsigned integer"},
 		{"BEAT 18446744073709551616", CodeBadCommand, "unsigned integer"},
@@ -156,6 +165,28 @@ func BenchmarkParseBeat(b *testing.B) {
 	for b.Loop() {
 		if _, err := Parse(line); err != nil {
 			b.Fatal(err)
+		}
+	}
+}
+
+func ptr[T any](v T) *T { return &v }
+
+// TestHelloInterval: the interval a client asks for, in time; a request
+// beyond any server's bound counts as that bound, without overflowing.
+func TestHelloInterval(t *testing.T) {
+	for _, tt := range []struct {
+		ms   *int64
+		want time.Duration
+	}{
+		{nil, 0},
+		{ptr[int64](1), time.Millisecond},
+		{ptr[int64](30000), 30 * time.Second},
+		{ptr[int64](86_400_000), 24 * time.Hour},
+		{ptr[int64](86_400_001), 24 * time.Hour},
+		{ptr[int64](math.MaxInt64), 24 * time.Hour},
+	} {
+		if got := (HelloOptions{IntervalMS: tt.ms}).Interval(); got != tt.want {
+			t.Errorf("Interval() of %v ms = %v, want %v", tt.ms, got, tt.want)
 		}
 	}
 }

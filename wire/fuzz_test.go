@@ -17,6 +17,8 @@ func FuzzParse(f *testing.F) {
 		"HELLO alice", `HELLO bob {"ack":false,"meta":{"r":"eu"},"token":"x"}`, "BEAT", "BEAT 1", "BEAT 1 2",
 		"BYE", "BYE see you", "", "HELLO", "BEAT x", "NOPE", "HELLO a {", "HELLO a {\"meta\":{\"\":\"\"}}",
 		"BEAT 18446744073709551615 9223372036854775", "\x00", "BYE \xff\xfe",
+		`HELLO p {"interval_ms":30000}`, `HELLO p {"interval_ms":0}`, `HELLO p {"interval_ms":-1}`,
+		`HELLO p {"interval_ms":9223372036854775807,"ack":false}`, `HELLO p {"interval_ms":1e3}`, `HELLO p {"interval_ms":null}`,
 	} {
 		f.Add([]byte(s))
 	}
@@ -63,6 +65,7 @@ func FuzzParse(f *testing.F) {
 func FuzzParseReply(f *testing.F) {
 	for _, s := range []string{
 		`WELCOME id {"interval_ms":3000,"timeout_ms":15000,"suspect_ms":4500,"ack":true}`,
+		`WELCOME id {"interval_ms":300000,"timeout_ms":1500000,"suspect_ms":450000,"ack":true,"min_interval_ms":1000,"max_interval_ms":300000}`,
 		"ACK", "ACK 5", "ERR timeout no beat", "BYE shutdown", "ERR", "WELCOME x {}", "",
 	} {
 		f.Add([]byte(s))

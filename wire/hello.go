@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"sort"
 	"strings"
+	"time"
 
 	"github.com/pulsehq/pulse"
 )
@@ -28,10 +29,25 @@ type HelloOptions struct {
 	Meta map[string]string `json:"meta,omitempty"`
 	// Ack asks for an ACK per BEAT. Absent means true.
 	Ack *bool `json:"ack,omitempty"`
+	// IntervalMS asks for a beat interval of this many milliseconds
+	// instead of the server's. The server grants it within bounds of its
+	// own, clamping a request outside them, and says in WELCOME what it
+	// granted. Absent means the server's interval; it must be positive.
+	IntervalMS *int64 `json:"interval_ms,omitempty"`
 }
 
 // WantsAck reports whether the client wants an ACK for every BEAT.
 func (o HelloOptions) WantsAck() bool { return o.Ack == nil || *o.Ack }
+
+// Interval returns the beat interval the client asked for, zero if it
+// asked for none. A request over pulse.MaxInterval counts as
+// pulse.MaxInterval, which no server grants anyway.
+func (o HelloOptions) Interval() time.Duration {
+	if o.IntervalMS == nil || *o.IntervalMS <= 0 {
+		return 0
+	}
+	return time.Duration(min(*o.IntervalMS, int64(pulse.MaxInterval/time.Millisecond))) * time.Millisecond
+}
 
 // ParseHelloOptions parses the JSON options of a HELLO line.
 func ParseHelloOptions(b []byte) (HelloOptions, error) {
@@ -45,6 +61,10 @@ func ParseHelloOptions(b []byte) (HelloOptions, error) {
 	}
 	if err := ValidateMeta(o.Meta); err != nil {
 		return HelloOptions{}, err
+	}
+	if o.IntervalMS != nil && *o.IntervalMS <= 0 {
+		return HelloOptions{}, newError(CodeBadOptions, fmt.Sprintf(
+			"interval_ms must be a positive number of milliseconds, got %d; leave it out for the server's interval", *o.IntervalMS))
 	}
 	return o, nil
 }
@@ -80,6 +100,9 @@ func jsonError(err error) string {
 	case errors.As(err, &te):
 		if te.Field == "meta" || strings.HasPrefix(te.Field, "meta.") {
 			return "meta must be an object of strings, such as {\"region\":\"eu\"}"
+		}
+		if te.Field == "interval_ms" {
+			return "interval_ms must be a whole number of milliseconds, such as 30000, got " + te.Value
 		}
 		if te.Field != "" {
 			return fmt.Sprintf("%q has the wrong type (%s)", te.Field, te.Value)

@@ -18,6 +18,12 @@ type Welcome struct {
 	SuspectMS  int64  `json:"suspect_ms"`
 	Ack        bool   `json:"ack"`
 	Server     string `json:"server,omitempty"`
+	// MinIntervalMS and MaxIntervalMS are the bounds within which the
+	// server grants a client its own interval. They are sent when the
+	// client asked for one (HELLO option interval_ms), so that it sees why
+	// it got another; zero otherwise.
+	MinIntervalMS int64 `json:"min_interval_ms,omitempty"`
+	MaxIntervalMS int64 `json:"max_interval_ms,omitempty"`
 }
 
 // Interval is the beat interval the server granted.
@@ -113,7 +119,7 @@ func ParseReply(line []byte) (Reply, error) {
 func AppendHello(dst []byte, name string, o HelloOptions) ([]byte, error) {
 	dst = append(dst, "HELLO "...)
 	dst = append(dst, name...)
-	if o.Token != "" || len(o.Meta) > 0 || o.Ack != nil {
+	if o.Token != "" || len(o.Meta) > 0 || o.Ack != nil || o.IntervalMS != nil {
 		js, err := json.Marshal(o)
 		if err != nil {
 			return dst, fmt.Errorf("wire: encode HELLO options: %w", err)

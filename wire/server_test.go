@@ -22,6 +22,8 @@ func TestAppendServerLines(t *testing.T) {
 		{string(AppendBeat(nil, 9, 1234567*time.Nanosecond)), "BEAT 9 1234\n"},
 		{string(AppendWelcome(nil, "s1", Welcome{IntervalMS: 3000, TimeoutMS: 15000, SuspectMS: 4500, Ack: true})),
 			`WELCOME s1 {"interval_ms":3000,"timeout_ms":15000,"suspect_ms":4500,"ack":true}` + "\n"},
+		{string(AppendWelcome(nil, "s2", Welcome{IntervalMS: 300000, TimeoutMS: 1500000, SuspectMS: 450000, MinIntervalMS: 1000, MaxIntervalMS: 300000})),
+			`WELCOME s2 {"interval_ms":300000,"timeout_ms":1500000,"suspect_ms":450000,"ack":false,"min_interval_ms":1000,"max_interval_ms":300000}` + "\n"},
 	}
 	for _, tt := range tests {
 		if tt.got != tt.want {
@@ -43,6 +45,14 @@ func TestAppendHello(t *testing.T) {
 	// What a client writes, a server parses back.
 	m, err := Parse(got[:len(got)-1])
 	if err != nil || m.Name != "web-1" || m.Hello.WantsAck() || m.Hello.Meta["zone"] != "a" {
+		t.Fatalf("Parse(AppendHello) = %+v, %v", m, err)
+	}
+	ms := int64(30000)
+	got, err = AppendHello(nil, "phone-1", HelloOptions{IntervalMS: &ms})
+	if err != nil || string(got) != `HELLO phone-1 {"interval_ms":30000}`+"\n" {
+		t.Fatalf("AppendHello with an interval = %q, %v", got, err)
+	}
+	if m, err := Parse(got[:len(got)-1]); err != nil || m.Hello.Interval() != 30*time.Second {
 		t.Fatalf("Parse(AppendHello) = %+v, %v", m, err)
 	}
 }

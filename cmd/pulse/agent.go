@@ -23,6 +23,7 @@ type agentCommand struct {
 
 const agentExamples = `  pulse agent --name web-1
   pulse agent --server pulse.internal:7070 --name "$(hostname)" --meta region=eu --meta role=web
+  pulse agent --name phone-7 --interval 30s    # ask for a slower beat than the server's
   PULSE_SERVER=10.0.0.5:7070 PULSE_NAME=worker-3 pulse agent
 `
 
@@ -40,12 +41,14 @@ func (c *agentCommand) Run(ctx context.Context, args []string) error {
 		name        = fs.String("name", hostname, "session `name`: 1-64 of A-Z a-z 0-9 . _ - :")
 		meta        = metaFlag{}
 		noAck       = fs.bool("no-ack", false, "ask the server not to answer beats (no RTT, and a silent server goes unnoticed)")
+		interval    = fs.duration("interval", 0, "beat interval to ask the server for; it grants one within its bounds")
 		minBackoff  = fs.duration("backoff-min", client.DefaultMinBackoff, "first wait before reconnecting")
 		maxBackoff  = fs.duration("backoff-max", client.DefaultMaxBackoff, "longest wait before reconnecting")
 		statusEvery = fs.duration("status-every", time.Minute, "log the session's status this often while connected; 0 for never")
 		logs        logFlags
 	)
 	fs.defaults["name"] = "this host's name: " + hostname
+	fs.defaults["interval"] = "the server's"
 	fs.Var(meta, "meta", "a `key=value` label sent at registration; repeat, or separate with commas")
 	logs.register(fs)
 	if err := fs.parse(args); err != nil {
@@ -66,6 +69,9 @@ func (c *agentCommand) Run(ctx context.Context, args []string) error {
 	if *minBackoff <= 0 || *maxBackoff < *minBackoff {
 		return usageErrorf("want 0 < --backoff-min <= --backoff-max, got %v and %v", *minBackoff, *maxBackoff)
 	}
+	if *interval != 0 && (*interval < time.Millisecond || *interval > pulse.MaxInterval) {
+		return usageErrorf("--interval must be from 1ms to %v, or 0 for the server's, got %v", pulse.MaxInterval, *interval)
+	}
 	if *statusEvery < 0 {
 		return usageErrorf("--status-every must not be negative")
 	}
@@ -76,8 +82,14 @@ func (c *agentCommand) Run(ctx context.Context, args []string) error {
 		client.WithBackoff(*minBackoff, *maxBackoff),
 		client.OnStatus(func(s client.Status) {
 			logStatus(log, s, last)
+			if asked := interval.Truncate(time.Millisecond); s.State == client.StateConnected && asked > 0 && s.Interval != asked {
+				log.Warn("the server granted another interval than asked", "asked", asked, "granted", s.Interval)
+			}
 			last = s.State
 		}),
+	}
+	if *interval > 0 {
+		opts = append(opts, client.WithInterval(*interval))
 	}
 	if len(meta) > 0 {
 		opts = append(opts, client.WithMeta(meta))

@@ -174,6 +174,27 @@ func TestServeAndAgent(t *testing.T) {
 	}
 }
 
+// TestAgentAsksForAnInterval: an agent given --interval is granted it
+// within the server's bounds, or the nearer bound, and says so.
+func TestAgentAsksForAnInterval(t *testing.T) {
+	srv := start(t, "serve", "--listen", "127.0.0.1:0", "--interval", "100ms", "--max-interval", "300ms")
+	addr := srv.await(t, "listening", map[string]any{"min_interval": "100ms", "max_interval": "300ms"})["addr"].(string)
+
+	slow := start(t, "agent", "--server", addr, "--name", "slow", "--interval", "200ms")
+	slow.await(t, "registered", map[string]any{"name": "slow", "interval": "200ms", "timeout": "1s"})
+	srv.await(t, "session joined", map[string]any{"name": "slow", "interval": "200ms"})
+
+	sleepy := start(t, "agent", "--server", addr, "--name", "sleepy", "--interval", "1m")
+	sleepy.await(t, "registered", map[string]any{"name": "sleepy", "interval": "300ms"})
+	sleepy.await(t, "the server granted another interval than asked", map[string]any{"asked": "1m0s", "granted": "300ms"})
+	srv.await(t, "session joined", map[string]any{"name": "sleepy", "interval": "300ms"})
+	for _, p := range []*proc{slow, sleepy, srv} {
+		if code := p.exit(t, syscall.SIGINT); code != 0 {
+			t.Fatalf("%s exited %d", p.cmd.Args[1], code)
+		}
+	}
+}
+
 // TestAgentReplacedExitsOne: an agent whose name another agent takes stops
 // with exit code 1 and says why.
 func TestAgentReplacedExitsOne(t *testing.T) {
@@ -213,6 +234,16 @@ func TestUsageErrorsExitTwo(t *testing.T) {
 		{[]string{"serve", "--interval", "1s", "--suspect-after", "500ms"}, nil, 2, "must be longer than the interval"},
 		{[]string{"serve", "--interval", "1000000h"}, nil, 2, "at most 24h0m0s"},
 		{[]string{"serve", "--hello-timeout", "0s"}, nil, 2, "--hello-timeout must be positive"},
+		{[]string{"serve", "--min-interval", "5s"}, nil, 2, "--min-interval 5s is longer than --interval 3s"},
+		{[]string{"serve", "--max-interval", "2s"}, nil, 2, "--max-interval 2s is shorter than --interval 3s"},
+		{[]string{"serve", "--interval", "10m", "--max-interval", "5m"}, nil, 2, "--max-interval 5m0s is shorter than --interval 10m0s"},
+		{[]string{"serve", "--min-interval", "-1s"}, nil, 2, "must not be negative"},
+		{[]string{"serve", "--max-interval", "48h"}, nil, 2, "--max-interval must be at most 24h0m0s"},
+		{[]string{"serve"}, map[string]string{"PULSE_MIN_INTERVAL": "10s"}, 2, "--min-interval 10s is longer than --interval 3s"},
+		{[]string{"agent", "--interval", "-1s"}, nil, 2, "--interval must be from 1ms to 24h0m0s, or 0 for the server's"},
+		{[]string{"agent", "--interval", "25h"}, nil, 2, "--interval must be from 1ms"},
+		{[]string{"serve", "--stall-threshold", "1ms"}, nil, 2, "--stall-threshold must be at least 10ms, or 0 for no stall guard"},
+		{[]string{"serve", "--stall-grace", "-1s"}, nil, 2, "--stall-grace must not be negative"},
 		{[]string{"serve", "--nope"}, nil, 2, "unknown flag --nope"},
 		{[]string{"serve", "--listen"}, nil, 2, "a value is missing after --listen"},
 		{[]string{"serve", "stray"}, nil, 2, `unexpected argument "stray"`},

@@ -15,6 +15,7 @@ import (
 	"github.com/pulsehq/pulse"
 	"github.com/pulsehq/pulse/httpapi"
 	"github.com/pulsehq/pulse/metrics"
+	"github.com/pulsehq/pulse/registry"
 	"github.com/pulsehq/pulse/server"
 )
 
@@ -29,6 +30,7 @@ type serveCommand struct {
 
 const serveExamples = `  pulse serve
   pulse serve --listen 0.0.0.0:7070 --interval 1s --misses 3
+  pulse serve --min-interval 1s --max-interval 1m   # phones may beat every 30s, racks every 1s
   pulse serve --http 127.0.0.1:9090        # the API, dashboard and /metrics elsewhere
   pulse serve --http ""                     # no HTTP at all
   PULSE_INTERVAL=10s pulse serve --log-format json
@@ -39,7 +41,13 @@ func (c *serveCommand) Run(ctx context.Context, args []string) error {
 	fs := newFlagSet("serve", "Run the pulse heartbeat server.",
 		"Clients send BEAT every --interval. A client silent for --suspect-after is\n"+
 			"suspect; silent for --interval × --misses it is dead: its connection is\n"+
-			"closed and its session removed. Every session event is logged.",
+			"closed and its session removed. Every session event is logged. A client may\n"+
+			"ask for its own interval, within --min-interval and --max-interval; it keeps\n"+
+			"the misses, and its suspect delay scales with its interval.\n\n"+
+			"If the server itself stops running for a while (a long GC, CPU starvation,\n"+
+			"a paused VM, SIGSTOP), it notices by its own timer firing --stall-threshold\n"+
+			"late, logs \"server stalled\", and judges no one until it has read what the\n"+
+			"clients sent meanwhile, and --stall-grace more.",
 		serveExamples, c.stdout, c.env)
 	var (
 		listenAddr      = fs.addr("listen", "127.0.0.1:7070", "TCP address to listen on for heartbeats")
@@ -48,14 +56,20 @@ func (c *serveCommand) Run(ctx context.Context, args []string) error {
 		interval        = fs.duration("interval", pulse.DefaultInterval, "how often clients beat")
 		misses          = fs.int("misses", pulse.DefaultMisses, "missed intervals after which a silent session is dead")
 		suspectAfter    = fs.duration("suspect-after", 0, "silence after which a session is suspect")
+		minInterval     = fs.duration("min-interval", 0, "shortest beat interval a client may ask for (HELLO interval_ms); shorter requests get this")
+		maxInterval     = fs.duration("max-interval", 0, "longest beat interval a client may ask for; longer requests get this")
 		helloTimeout    = fs.duration("hello-timeout", pulse.DefaultHelloTimeout, "time a new connection has to send HELLO")
 		writeTimeout    = fs.duration("write-timeout", server.DefaultWriteTimeout, "time a write to a client that does not read may stay blocked before the client is cut")
+		stallThreshold  = fs.duration("stall-threshold", registry.DefaultStallThreshold, "a wake-up of the server this late is a stall of its own, after which judgments are held; 0 turns the guard off")
+		stallGrace      = fs.duration("stall-grace", registry.DefaultStallGrace, "after a stall, how long judgments stay held once what arrived during it is read; 0 for no more")
 		transport       = fs.choice("transport", "auto", []string{"auto", "epoll", "goroutine"}, "how connections are run: auto is one epoll event loop for plain TCP on Linux; goroutine gives each connection its own")
 		cpuProfile      = fs.String("cpu-profile", "", "write a CPU profile of the whole run to this `file` (go tool pprof reads it)")
 		shutdownTimeout = fs.duration("shutdown-timeout", 10*time.Second, "on SIGINT or SIGTERM, time to say BYE and drain before closing what remains")
 		logs            logFlags
 	)
 	fs.defaults["suspect-after"] = "1.5 × interval"
+	fs.defaults["min-interval"] = server.DefaultMinInterval.String() + ", or --interval if shorter"
+	fs.defaults["max-interval"] = "5m, or --interval if longer"
 	logs.register(fs)
 	if err := fs.parse(args); err != nil {
 		return err
@@ -68,6 +82,9 @@ func (c *serveCommand) Run(ctx context.Context, args []string) error {
 	if err := timing.Validate(); err != nil {
 		return usageErrorf("--interval %v, --misses %d, --suspect-after %v: %v", *interval, *misses, timing.Suspect(), err)
 	}
+	if err := checkIntervalBounds(*interval, minInterval, maxInterval); err != nil {
+		return err
+	}
 	if *history < 1 {
 		return usageErrorf("--event-history must be at least 1, got %d", *history)
 	}
@@ -75,6 +92,14 @@ func (c *serveCommand) Run(ctx context.Context, args []string) error {
 		if d <= 0 {
 			return usageErrorf("--%s must be positive, got %v", name, d)
 		}
+	}
+	for name, d := range map[string]time.Duration{"stall-threshold": *stallThreshold, "stall-grace": *stallGrace} {
+		if d < 0 {
+			return usageErrorf("--%s must not be negative (0 turns it off), got %v", name, d)
+		}
+	}
+	if *stallThreshold > 0 && *stallThreshold < server.MinStallThreshold {
+		return usageErrorf("--stall-threshold must be at least %v, or 0 for no stall guard, got %v", server.MinStallThreshold, *stallThreshold)
 	}
 	if *cpuProfile != "" {
 		stop, err := startCPUProfile(*cpuProfile)
@@ -92,12 +117,16 @@ func (c *serveCommand) Run(ctx context.Context, args []string) error {
 	}
 	m := metrics.New()
 	srv, err := server.New(server.Config{
-		Timing:       timing,
-		HelloTimeout: *helloTimeout,
-		WriteTimeout: *writeTimeout,
-		Logger:       log,
-		Observer:     m,
-		Transport:    tr,
+		Timing:         timing,
+		MinInterval:    *minInterval,
+		MaxInterval:    *maxInterval,
+		HelloTimeout:   *helloTimeout,
+		WriteTimeout:   *writeTimeout,
+		StallThreshold: offIfZero(*stallThreshold),
+		StallGrace:     offIfZero(*stallGrace),
+		Logger:         log,
+		Observer:       m,
+		Transport:      tr,
 	})
 	if err != nil {
 		return usageErrorf("%v", err)
@@ -155,6 +184,40 @@ func (c *serveCommand) Run(ctx context.Context, args []string) error {
 // room for garbage above the live heap: at 19,000 sessions, about a sixth
 // less memory, for no CPU time a profile shows (docs/benchmarks.md).
 const serveGCPercent = 50
+
+// checkIntervalBounds fills in the defaults of --min-interval and
+// --max-interval and checks that they hold --interval between them.
+func checkIntervalBounds(interval time.Duration, minimum, maximum *time.Duration) error {
+	if *minimum < 0 || *maximum < 0 {
+		return usageErrorf("--min-interval and --max-interval must not be negative, got %v and %v", *minimum, *maximum)
+	}
+	if *minimum == 0 {
+		*minimum = min(server.DefaultMinInterval, interval)
+	}
+	if *maximum == 0 {
+		*maximum = max(server.DefaultMaxInterval, interval)
+	}
+	switch {
+	case *minimum > interval:
+		return usageErrorf("--min-interval %v is longer than --interval %v: the server's own interval must be one a client could ask for", *minimum, interval)
+	case *maximum < interval:
+		return usageErrorf("--max-interval %v is shorter than --interval %v: the server's own interval must be one a client could ask for", *maximum, interval)
+	case *minimum < time.Millisecond:
+		return usageErrorf("--min-interval must be at least 1ms, got %v", *minimum)
+	case *maximum > pulse.MaxInterval:
+		return usageErrorf("--max-interval must be at most %v, got %v", pulse.MaxInterval, *maximum)
+	}
+	return nil
+}
+
+// offIfZero maps a duration flag's 0, which turns a feature off, to the
+// negative value that does in a Config, where zero means the default.
+func offIfZero(d time.Duration) time.Duration {
+	if d == 0 {
+		return -1
+	}
+	return d
+}
 
 // startCPUProfile profiles the process into file until stop is called.
 func startCPUProfile(file string) (stop func(), err error) {

@@ -29,7 +29,9 @@ const watchExamples = `  pulse watch
 func (c *watchCommand) Run(ctx context.Context, args []string) error {
 	fs := newFlagSet("watch", "Stream the session events of a pulse server as they happen.",
 		"One line per event: time, kind, name, peer, reason and detail; coloured on a\n"+
-			"terminal, plain when piped (NO_COLOR is honoured). With -o json, one JSON\n"+
+			"terminal, plain when piped (NO_COLOR is honoured). A stall of the server\n"+
+			"itself, when it holds judgments, is a line of kind stall named (server).\n"+
+			"With -o json, one JSON\n"+
 			"object per line. If the server goes away, watch reconnects and resumes where\n"+
 			"it left off, saying so when events were lost in between. It stops on Ctrl-C.",
 		watchExamples, c.stdout, c.env)
@@ -137,6 +139,7 @@ var kindColors = map[pulse.EventKind]string{
 	pulse.EventLeft:      "\x1b[36m",   // cyan
 	pulse.EventReplaced:  "\x1b[35m",   // magenta
 	pulse.EventKicked:    "\x1b[31m",   // red
+	pulse.EventStall:     "\x1b[1;33m", // bold yellow
 }
 
 func (p *eventPrinter) print(ev httpapi.Event) error {
@@ -152,8 +155,11 @@ func (p *eventPrinter) print(ev httpapi.Event) error {
 	if p.color {
 		kind = kindColors[ev.Kind] + kind + "\x1b[0m"
 	}
-	s := ev.Session
-	line := fmt.Sprintf("%s  %s  %-20s  %-21s  %s", ev.Time.Local().Format("15:04:05.000"), kind, s.Name, s.Peer, ev.Reason)
+	name, peer := ev.Session.Name, ev.Session.Peer
+	if ev.Kind == pulse.EventStall {
+		name = "(server)" // a stall is about the server, not a session
+	}
+	line := fmt.Sprintf("%s  %s  %-20s  %-21s  %s", ev.Time.Local().Format("15:04:05.000"), kind, name, peer, ev.Reason)
 	if ev.Detail != "" {
 		line += ": " + ev.Detail
 	}

@@ -641,7 +641,8 @@ function feedItem(ev) {
   const who = document.createElement("button");
   who.type = "button";
   who.className = "name";
-  who.textContent = name;
+  // A stall is about the server itself, not a session.
+  who.textContent = ev.kind === "stall" ? "(server)" : name;
   who.title = name ? `show ${name} in the table` : "";
   who.disabled = !name;
 
@@ -660,6 +661,10 @@ function feedItem(ev) {
 
   const tip = [`${ev.kind} ${name}`.trim(), ev.reason, ev.detail];
   if (typeof ev.late_ms === "number") tip.push(`judged ${fmtMillis(ev.late_ms)} after its deadline`);
+  if (ev.stall) {
+    tip.push(`the server did not run for at least ${fmtAge(ev.stall.length_ms)}`);
+    tip.push(`${fmtInt(ev.stall.overdue)} judgments held until what arrived meanwhile was read, then ${fmtAge(ev.stall.grace_ms)} more`);
+  }
   if (ev.session && ev.session.peer) tip.push(`peer ${ev.session.peer}`);
   li.title = tip.filter(Boolean).join("\n");
 
