@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"os"
 	"runtime/pprof"
@@ -12,6 +13,8 @@ import (
 	"time"
 
 	"github.com/pulsehq/pulse"
+	"github.com/pulsehq/pulse/arrivals"
+	"github.com/pulsehq/pulse/detect"
 	"github.com/pulsehq/pulse/httpapi"
 	"github.com/pulsehq/pulse/metrics"
 	"github.com/pulsehq/pulse/server"
@@ -31,6 +34,9 @@ const serveExamples = `  pulse serve
   pulse serve --http 127.0.0.1:9090        # the API, dashboard and /metrics elsewhere
   pulse serve --http ""                     # no HTTP at all
   PULSE_INTERVAL=10s pulse serve --log-format json
+  pulse serve --suspect-after 4s --detector 'fixed:dead=11s'   # see docs/detection.md
+  pulse serve --detector quantile --misses 10               # adaptive, never later than 30 s
+  pulse serve --record-arrivals arrivals.bin                # then: pulse fdbench --replay arrivals.bin
 `
 
 // Run parses the flags and serves until ctx ends.
@@ -38,7 +44,14 @@ func (c *serveCommand) Run(ctx context.Context, args []string) error {
 	fs := newFlagSet("serve", "Run the pulse heartbeat server.",
 		"Clients send BEAT every --interval. A client silent for --suspect-after is\n"+
 			"suspect; silent for --interval × --misses it is dead: its connection is\n"+
-			"closed and its session removed. Every session event is logged.",
+			"closed and its session removed. Every session event is logged.\n\n"+
+			"--detector chooses how silence is judged: fixed (the above), or an\n"+
+			"adaptive detector that learns each session's beats: phi (phi accrual),\n"+
+			"chen (Chen's estimator) or quantile (a quantile of its own silences),\n"+
+			"with parameters as name:key=value,... Whatever the detector, no session\n"+
+			"is declared dead later than --interval × --misses after its last beat,\n"+
+			"the timeout WELCOME tells clients. docs/detection.md measures each and\n"+
+			"recommends settings; pulse fdbench measures them on your own traffic.",
 		serveExamples, c.stdout, c.env)
 	var (
 		listenAddr      = fs.addr("listen", "127.0.0.1:7070", "TCP address to listen on for heartbeats")
@@ -49,6 +62,8 @@ func (c *serveCommand) Run(ctx context.Context, args []string) error {
 		suspectAfter    = fs.duration("suspect-after", 0, "silence after which a session is suspect")
 		helloTimeout    = fs.duration("hello-timeout", pulse.DefaultHelloTimeout, "time a new connection has to send HELLO")
 		writeTimeout    = fs.duration("write-timeout", server.DefaultWriteTimeout, "time a write to a client that does not read may stay blocked before the client is cut")
+		detector        = fs.String("detector", "fixed", "how silence is judged: `spec` fixed, phi, chen or quantile, optionally with :key=value,... (see below)")
+		recordArrivals  = fs.String("record-arrivals", "", "record every registration, beat and end to this `file`, for pulse fdbench --replay (about 6 bytes a beat)")
 		transport       = fs.choice("transport", "auto", []string{"auto", "epoll", "goroutine"}, "how connections are run: auto is one epoll event loop for plain TCP on Linux; goroutine gives each connection its own")
 		cpuProfile      = fs.String("cpu-profile", "", "write a CPU profile of the whole run to this `file` (go tool pprof reads it)")
 		shutdownTimeout = fs.duration("shutdown-timeout", 10*time.Second, "on SIGINT or SIGTERM, time to say BYE and drain before closing what remains")
@@ -66,6 +81,10 @@ func (c *serveCommand) Run(ctx context.Context, args []string) error {
 	timing := pulse.Timing{Interval: *interval, Misses: *misses, SuspectAfter: *suspectAfter}
 	if err := timing.Validate(); err != nil {
 		return usageErrorf("--interval %v, --misses %d, --suspect-after %v: %v", *interval, *misses, timing.Suspect(), err)
+	}
+	policy, err := detect.New(*detector, timing)
+	if err != nil {
+		return detectorError(*detector, err)
 	}
 	if *history < 1 {
 		return usageErrorf("--event-history must be at least 1, got %d", *history)
@@ -87,14 +106,25 @@ func (c *serveCommand) Run(ctx context.Context, args []string) error {
 		tr = server.TransportAuto
 	}
 	m := metrics.New()
-	srv, err := server.New(server.Config{
+	cfg := server.Config{
 		Timing:       timing,
 		HelloTimeout: *helloTimeout,
 		WriteTimeout: *writeTimeout,
+		Policy:       policy,
 		Logger:       log,
 		Observer:     m,
 		Transport:    tr,
-	})
+	}
+	if *recordArrivals != "" {
+		rec, err := arrivals.Create(*recordArrivals)
+		if err != nil {
+			return fmt.Errorf("--record-arrivals: %w", err)
+		}
+		defer closeRecording(rec, *recordArrivals, log)
+		cfg.ArrivalRecorder = rec
+		log.Info("recording arrivals", "file", *recordArrivals)
+	}
+	srv, err := server.New(cfg)
 	if err != nil {
 		return usageErrorf("%v", err)
 	}
@@ -142,6 +172,17 @@ func (c *serveCommand) Run(ctx context.Context, args []string) error {
 	}
 	log.Info("stopped")
 	return nil
+}
+
+// closeRecording writes out the end of an arrival recording, and says
+// what went wrong with it, if anything.
+func closeRecording(rec *arrivals.Writer, file string, log *slog.Logger) {
+	if err := rec.Close(); err != nil {
+		log.Error("recording arrivals failed", "file", file, "error", err)
+	}
+	if n := rec.Dropped(); n > 0 {
+		log.Warn("arrivals dropped: the disk did not keep up", "file", file, "records", n)
+	}
 }
 
 // startCPUProfile profiles the process into file until stop is called.
