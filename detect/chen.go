@@ -19,7 +19,8 @@ type ChenConfig struct {
 }
 
 // DefaultChenConfig returns the Chen settings that docs/detection.md
-// recommends for the default 3 s interval.
+// measures: at the 3 s interval, a beat expected 3 s after the last is
+// judged like the fixed 4 s and 11 s delays.
 func DefaultChenConfig() ChenConfig {
 	return ChenConfig{Suspect: time.Second, Dead: 8 * time.Second, Window: 32}
 }

@@ -27,9 +27,10 @@ type PhiConfig struct {
 }
 
 // DefaultPhiConfig returns the phi settings that docs/detection.md
-// recommends for the default 3 s interval.
+// measures: on its fleet mix, at the 3 s interval, they detect about as
+// fast and err about as often as the fixed 4 s and 11 s delays.
 func DefaultPhiConfig() PhiConfig {
-	return PhiConfig{Suspect: 3, Dead: 12, MinStd: 250 * time.Millisecond, Pause: time.Second, Window: 200}
+	return PhiConfig{Suspect: 1, Dead: 16, MinStd: time.Second, Pause: 0, Window: 200}
 }
 
 // Phi is the phi accrual failure detector of Hayashibara et al., as Akka

@@ -22,9 +22,9 @@ var Names = []string{"fixed", "phi", "chen", "quantile"}
 //
 //	fixed
 //	fixed:suspect=4s,dead=11s
-//	phi:suspect=3,dead=12,min-std=250ms,pause=1s,window=200
+//	phi:suspect=1,dead=16,min-std=1s,pause=0s,window=200
 //	chen:suspect=1s,dead=8s,window=32
-//	quantile:q=0.99,suspect=1.3,dead=3,window=1000,warmup=20
+//	quantile:q=0.99,suspect=1.18,dead=3.2,window=1000,warmup=20
 //
 // Parameters left out take their defaults. Durations are given for the
 // server's interval and scale with a session's granted interval.

@@ -190,7 +190,7 @@ func NewScenario(name string) (Scenario, error) {
 		s.Mix, s.Duration = one(LAN), 4*time.Hour
 		s.NoisyFrom, s.NoisyFor, s.Noisy = time.Hour, time.Hour, NoisyNet
 	case "stalls":
-		s.About = "calm LAN, server stalls of 0.5 to 10 s every 15 min, 1 s grace"
+		s.About = "calm LAN, server stalls of 0.5 to 10 s every 15 min"
 		s.Mix = one(LAN)
 		s.Stalls = &Stalls{Every: 15 * time.Minute, Grace: time.Second, Lengths: []time.Duration{
 			500 * time.Millisecond, time.Second, 2 * time.Second, 5 * time.Second, 10 * time.Second}}

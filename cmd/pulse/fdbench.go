@@ -51,7 +51,8 @@ Figures, as Chen, Toueg and Aguilera define them:
                        vanishes (nothing more arrives); the client hangs (what
                        it sent still arrives)
   SUSP p99             T_D p99 of the lasting suspicion (silent)
-  MASS                 episodes with over 1% of sessions suspected within 1 s
+  MASS                 episodes with over 1% of sessions suspected within 1 s,
+                       and (in brackets) the most suspected within 1 s
   CPU/BEAT, STATE      a detector's own cost: ns per beat, heap per session
 
 Scenarios: ` + "lan, cloud, wan, pauses, outages, fleet, noisy-hour, stalls (docs/detection.md)." + `
@@ -321,11 +322,11 @@ func printQoS(w io.Writer, r fdbench.Result) {
 		if d.NSPerBeat > 0 {
 			cost, state = fmt.Sprintf("%.0fns", d.NSPerBeat), fmt.Sprintf("%dB", d.StateBytes)
 		}
-		fmt.Fprintf(tw, "%s\t%.4f\t%.5f\t%s\t%s\t%.6f\t%s\t%s\t%s\t%s\t%d\t%s\t%s\n", d.Spec,
+		fmt.Fprintf(tw, "%s\t%.4f\t%.5f\t%s\t%s\t%.6f\t%s\t%s\t%s\t%s\t%d (%.1f%%)\t%s\t%s\n", d.Spec,
 			d.Suspect.PerClientHour, d.Dead.PerClientHour, seconds(d.Suspect.MeanMS), seconds(d.Dead.MeanMS),
 			d.Suspect.QueryAccuracy, triple(d.Detection[fdbench.Closed], true), triple(d.Detection[fdbench.Silent], false),
 			triple(d.Detection[fdbench.Hang], false), seconds(suspectP99(d)),
-			d.MassSuspicions, cost, state)
+			d.MassSuspicions, 100*d.PeakSuspectShare, cost, state)
 	}
 	tw.Flush()
 }
