@@ -2,6 +2,8 @@ package fdbench
 
 import (
 	"context"
+	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -167,5 +169,40 @@ func TestMassSuspicions(t *testing.T) {
 	episodes, peak := massSuspicions(at, 200)
 	if episodes != 2 || peak != 4.0/200 {
 		t.Fatalf("%d episodes, peak %v; want 2 and 0.02", episodes, peak)
+	}
+}
+
+// A sweep at another interval scales the families' durations with it, and
+// skips, saying why, the settings past the timeout.
+func TestSweepScalesToInterval(t *testing.T) {
+	timing := pulse.Timing{Interval: 1500 * time.Millisecond, Misses: 4} // timeout 6 s
+	sc := regular(5, time.Hour)
+	sc.Interval = timing.Interval
+	res, err := Sweep(timing, Families("chen"), func(s []Setting) (Result, error) {
+		return Run(context.Background(), sc, s, Options{})
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var specs []string
+	for _, p := range res.Points {
+		specs = append(specs, p.Spec)
+		if p.TDKind != Silent || p.TD != p.Silent || p.PerClientHour != 0 {
+			t.Errorf("%s: %+v; want silent detection times and no mistake on regular beats", p.Spec, p)
+		}
+	}
+	for _, want := range []string{"chen:dead=1.5s", "chen:dead=4.5s", "chen:suspect=100ms", "chen:suspect=2.25s"} {
+		if !slices.Contains(specs, want) {
+			t.Errorf("sweep lacks %s: %v", want, specs)
+		}
+	}
+	// The knob scales, not the other parameters' defaults: a dead margin
+	// of 2 s scaled is 1 s, no longer than chen's default suspect margin.
+	if len(res.Skipped) != 1 || !strings.Contains(res.Skipped[0], "dead margin must be longer than the suspect one (1s), got 1s") {
+		t.Errorf("skipped %v, want chen:dead=1s", res.Skipped)
+	}
+	late := []Family{{Detector: "fixed", Level: LevelDead, Knob: "dead", Template: "fixed:dead=%s", Values: []string{"20s", "30s"}}}
+	if _, err := Sweep(timing, late, nil); err == nil || !strings.Contains(err.Error(), "beyond the timeout of 6s") {
+		t.Errorf("a sweep with every setting past the timeout: %v", err)
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/pulsehq/pulse"
 	"github.com/pulsehq/pulse/detect"
@@ -12,6 +13,8 @@ import (
 
 // Family is one trade-off curve of a detector: a spec with one knob that
 // takes each of Values in turn, the other parameters at their defaults.
+// Durations among the values are for the default 3 s interval: Sweep
+// scales them to the timing's.
 type Family struct {
 	Detector string `json:"detector"`
 	// Level is the judgment the curve is about: "dead" or "suspect".
@@ -70,9 +73,13 @@ type SweepPoint struct {
 	Spec     string `json:"spec"`
 	// PerClientHour is the level's mistake rate.
 	PerClientHour float64 `json:"mistakes_per_client_hour"`
-	// Silent and Hang are the level's detection times.
+	// Silent and Hang are the level's detection times (a replay tries
+	// hangs only), and TD the one the curve is drawn with: silent
+	// failures, or hangs when only those were tried.
 	Silent Percentiles `json:"silent_ms"`
 	Hang   Percentiles `json:"hang_ms"`
+	TD     Percentiles `json:"td_ms"`
+	TDKind Kind        `json:"td_kind"`
 }
 
 // SweepResult is a sweep's curves.
@@ -93,7 +100,10 @@ func Sweep(timing pulse.Timing, fams []Family, run func([]Setting) (Result, erro
 	var skipped []string
 	for _, f := range fams {
 		for _, v := range f.Values {
-			spec := fmt.Sprintf(f.Template, v)
+			spec := scaleSpec(fmt.Sprintf(f.Template, v), timing.Interval)
+			if d, err := time.ParseDuration(v); err == nil {
+				v = scaleDuration(d, timing.Interval).String()
+			}
 			p, err := detect.New(spec, timing)
 			if errors.Is(err, detect.ErrBadSpec) {
 				skipped = append(skipped, strings.TrimPrefix(err.Error(), "bad detector: "))
@@ -106,6 +116,9 @@ func Sweep(timing pulse.Timing, fams []Family, run func([]Setting) (Result, erro
 			points = append(points, SweepPoint{Detector: f.Detector, Level: f.Level, Knob: f.Knob, Value: v, Spec: spec})
 		}
 	}
+	if len(settings) == 0 {
+		return SweepResult{}, fmt.Errorf("fdbench: every setting of the sweep is beyond the timeout of %v: %s", timing.Timeout(), strings.Join(skipped, "; "))
+	}
 	res, err := run(settings)
 	if err != nil {
 		return SweepResult{}, err
@@ -117,6 +130,37 @@ func Sweep(timing pulse.Timing, fams []Family, run func([]Setting) (Result, erro
 		} else {
 			p.PerClientHour, p.Silent, p.Hang = d.Suspect.PerClientHour, d.SuspectDetection[Silent], d.SuspectDetection[Hang]
 		}
+		p.TD, p.TDKind = p.Silent, Silent
+		if p.Silent.Count == 0 {
+			p.TD, p.TDKind = p.Hang, Hang
+		}
 	}
 	return SweepResult{Scenario: res.Scenario, Points: points, Skipped: skipped}, nil
+}
+
+// scaleSpec scales the durations of a spec written for the default 3 s
+// interval to another interval; a spec it cannot parse is returned as it
+// is, for detect.New to refuse.
+func scaleSpec(spec string, interval time.Duration) string {
+	s, err := detect.ParseSpec(spec)
+	if err != nil || interval == DefaultInterval {
+		return spec
+	}
+	for i, p := range s.Params {
+		if d, err := time.ParseDuration(p.Value); err == nil {
+			s.Params[i].Value = scaleDuration(d, interval).String()
+		}
+	}
+	return s.String()
+}
+
+// scaleDuration scales d, given for the default interval, to interval,
+// rounded to the millisecond (the registry's resolution) unless that
+// leaves nothing.
+func scaleDuration(d, interval time.Duration) time.Duration {
+	scaled := time.Duration(float64(d) * float64(interval) / float64(DefaultInterval))
+	if r := scaled.Round(time.Millisecond); r > 0 {
+		return r
+	}
+	return scaled
 }

@@ -306,8 +306,11 @@ func (d *detectorList) String() string {
 func printQoS(w io.Writer, r fdbench.Result) {
 	s := r.Scenario
 	fmt.Fprintf(w, "%s: %s\n", s.Name, s.About)
-	fmt.Fprintf(w, "%d sessions, %.0f client-hours, %d beats every %v; %d failure instants, seed %d",
-		s.Sessions, s.ClientHours, s.Beats, time.Duration(s.IntervalMS*float64(time.Millisecond)), s.Failures, s.Seed)
+	fmt.Fprintf(w, "%d sessions, %s client-hours, %d beats", s.Sessions, hours(s.ClientHours), s.Beats)
+	if s.IntervalMS > 0 {
+		fmt.Fprintf(w, " every %v", time.Duration(s.IntervalMS*float64(time.Millisecond)))
+	}
+	fmt.Fprintf(w, "; %d failure instants, seed %d", s.Failures, s.Seed)
 	switch {
 	case s.NoStallGuard:
 		fmt.Fprintf(w, "; no stall guard")
@@ -340,6 +343,14 @@ func suspectP99(d fdbench.DetectorResult) float64 {
 	return d.SuspectDetection[fdbench.Hang].P99
 }
 
+// hours formats client-hours: whole from a hundred, else to 3 figures.
+func hours(h float64) string {
+	if h >= 100 {
+		return strconv.FormatFloat(h, 'f', 0, 64)
+	}
+	return strconv.FormatFloat(h, 'g', 3, 64)
+}
+
 // triple formats p50/p99/p99.9, in milliseconds or seconds.
 func triple(p fdbench.Percentiles, inMS bool) string {
 	if p.Count == 0 {
@@ -361,9 +372,13 @@ func seconds(msv float64) string {
 // printSweep prints the trade-off curves, a level at a time.
 func printSweep(w io.Writer, r fdbench.SweepResult) {
 	s := r.Scenario
-	fmt.Fprintf(w, "%s: %s\n%d sessions, %.0f client-hours, %d failure instants, seed %d\n", s.Name, s.About, s.Sessions, s.ClientHours, s.Failures, s.Seed)
+	fmt.Fprintf(w, "%s: %s\n%d sessions, %s client-hours, %d failure instants, seed %d\n", s.Name, s.About, s.Sessions, hours(s.ClientHours), s.Failures, s.Seed)
 	for _, level := range []string{fdbench.LevelDead, fdbench.LevelSuspect} {
-		fmt.Fprintf(w, "\n%s: mistakes per client-hour against detection time of silent failures\n", strings.ToUpper(level))
+		kind := fdbench.Silent
+		if len(r.Points) > 0 {
+			kind = r.Points[0].TDKind
+		}
+		fmt.Fprintf(w, "\n%s: mistakes per client-hour against detection time of %s failures\n", strings.ToUpper(level), kind)
 		tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 		fmt.Fprintln(tw, "DETECTOR\tKNOB\tVALUE\tMISTAKES/h\tT_D p50\tT_D p99\tT_D p99.9\tSPEC")
 		for _, p := range r.Points {
@@ -371,7 +386,7 @@ func printSweep(w io.Writer, r fdbench.SweepResult) {
 				continue
 			}
 			fmt.Fprintf(tw, "%s\t%s\t%s\t%.5f\t%.2fs\t%.2fs\t%.2fs\t%s\n", p.Detector, p.Knob, p.Value, p.PerClientHour,
-				p.Silent.P50/1000, p.Silent.P99/1000, p.Silent.P999/1000, p.Spec)
+				p.TD.P50/1000, p.TD.P99/1000, p.TD.P999/1000, p.Spec)
 		}
 		tw.Flush()
 	}

@@ -63,7 +63,7 @@ func (c *serveCommand) Run(ctx context.Context, args []string) error {
 		helloTimeout    = fs.duration("hello-timeout", pulse.DefaultHelloTimeout, "time a new connection has to send HELLO")
 		writeTimeout    = fs.duration("write-timeout", server.DefaultWriteTimeout, "time a write to a client that does not read may stay blocked before the client is cut")
 		detector        = fs.String("detector", "fixed", "how silence is judged: `spec` fixed, phi, chen or quantile, optionally with :key=value,... (see below)")
-		recordArrivals  = fs.String("record-arrivals", "", "record every registration, beat and end to this `file`, for pulse fdbench --replay (about 6 bytes a beat)")
+		recordArrivals  = fs.String("record-arrivals", "", "record every registration, beat and end to this `file`, for pulse fdbench --replay (6 to 8 bytes a beat)")
 		transport       = fs.choice("transport", "auto", []string{"auto", "epoll", "goroutine"}, "how connections are run: auto is one epoll event loop for plain TCP on Linux; goroutine gives each connection its own")
 		cpuProfile      = fs.String("cpu-profile", "", "write a CPU profile of the whole run to this `file` (go tool pprof reads it)")
 		shutdownTimeout = fs.duration("shutdown-timeout", 10*time.Second, "on SIGINT or SIGTERM, time to say BYE and drain before closing what remains")

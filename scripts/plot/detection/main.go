@@ -47,9 +47,12 @@ type point struct {
 	Level         string  `json:"level"`
 	Spec          string  `json:"spec"`
 	PerClientHour float64 `json:"mistakes_per_client_hour"`
-	Silent        struct {
+	// TD is the detection time the curve is drawn with: of silent
+	// failures, or of hangs in a replay (TDKind says which).
+	TD struct {
 		P99 float64 `json:"p99"`
-	} `json:"silent_ms"`
+	} `json:"td_ms"`
+	TDKind string `json:"td_kind"`
 }
 
 func main() {
@@ -120,20 +123,21 @@ var colors = map[string]color.Color{
 func chart(pts []point, level, title string, floor float64, seed string, targetX, targetY float64) (*plot.Plot, error) {
 	p := plot.New()
 	p.Title.Text = title
-	p.X.Label.Text = "T_D p99 of a silent failure (s)"
 	p.Y.Label.Text = "mistakes per client-hour (" + level + ")"
 	p.Y.Scale = plot.LogScale{}
 	p.Y.Tick.Marker = logTicks{}
 	p.Add(plotter.NewGrid())
 	var seedXY plotter.XYs
 	maxX := 0.0
+	kind := "silent"
 	for _, det := range []string{"fixed", "phi", "chen", "quantile"} {
 		var xys plotter.XYs
 		for _, q := range pts {
 			if q.Detector != det || q.Level != level {
 				continue
 			}
-			xy := plotter.XY{X: q.Silent.P99 / 1000, Y: math.Max(q.PerClientHour, floor)}
+			xy := plotter.XY{X: q.TD.P99 / 1000, Y: math.Max(q.PerClientHour, floor)}
+			kind = q.TDKind
 			xys = append(xys, xy)
 			maxX = math.Max(maxX, xy.X)
 			if q.Spec == seed {
@@ -184,6 +188,7 @@ func chart(pts []point, level, title string, floor float64, seed string, targetX
 		l.Color, l.Dashes = target, dashes
 		p.Add(l)
 	}
+	p.X.Label.Text = "T_D p99 of a " + kind + " failure (s)"
 	p.X.Min = 0
 	p.X.Tick.Marker = secondTicks{}
 	p.Y.Min, p.Y.Max = floor, 10
