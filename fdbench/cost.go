@@ -1,6 +1,7 @@
 package fdbench
 
 import (
+	"slices"
 	"time"
 
 	"github.com/pulsehq/pulse/detect"
@@ -27,13 +28,6 @@ func nsPerBeat(p detect.Policy, s *stream) float64 {
 		}
 		runs[r] = float64(time.Since(start)) / float64(beats)
 	}
-	// the median of five
-	for i := range runs {
-		for j := i + 1; j < len(runs); j++ {
-			if runs[j] < runs[i] {
-				runs[i], runs[j] = runs[j], runs[i]
-			}
-		}
-	}
-	return runs[2]
+	slices.Sort(runs[:])
+	return runs[len(runs)/2]
 }

@@ -1,8 +1,9 @@
 package fdbench
 
 import (
-	"github.com/pulsehq/pulse/detect"
 	"time"
+
+	"github.com/pulsehq/pulse/detect"
 )
 
 // Kind is a kind of failure.
