@@ -39,19 +39,36 @@ const serveExamples = `  pulse serve
   pulse serve --record-arrivals arrivals.bin                # then: pulse fdbench --replay arrivals.bin
 `
 
+// detectorHelp explains --detector, with each detector's defaults.
+var detectorHelp = func() string {
+	phi, chen, q := detect.DefaultPhiConfig(), detect.DefaultChenConfig(), detect.DefaultQuantileConfig()
+	return fmt.Sprintf(`--detector chooses how silence is judged: fixed (the above), or an
+adaptive detector that learns each session's beats: phi (phi accrual),
+chen (Chen's estimator) or quantile (a quantile of its own silences),
+with parameters as name:key=value,... (defaults in brackets):
+  fixed     suspect=DURATION, dead=DURATION [the flags above]
+  phi       suspect=PHI, dead=PHI [%v, %v], min-std=DURATION [%v],
+            pause=DURATION [%v], window=N [%d]
+  chen      suspect=DURATION, dead=DURATION: margins after the expected
+            beat [%v, %v]; window=N [%d]
+  quantile  q=QUANTILE [%v]; suspect=X, dead=X: multiples of it [%v, %v];
+            window=N [%d], warmup=N [%d]
+Whatever the detector, no session is declared dead later than --interval ×
+--misses after its last beat, the timeout WELCOME tells clients.
+docs/detection.md measures each and recommends settings; pulse fdbench
+measures them on your own traffic.`,
+		phi.Suspect, phi.Dead, phi.MinStd, phi.Pause, phi.Window,
+		chen.Suspect, chen.Dead, chen.Window,
+		q.Q, q.Suspect, q.Dead, q.Window, q.Warmup)
+}()
+
 // Run parses the flags and serves until ctx ends.
 func (c *serveCommand) Run(ctx context.Context, args []string) error {
 	fs := newFlagSet("serve", "Run the pulse heartbeat server.",
 		"Clients send BEAT every --interval. A client silent for --suspect-after is\n"+
 			"suspect; silent for --interval × --misses it is dead: its connection is\n"+
 			"closed and its session removed. Every session event is logged.\n\n"+
-			"--detector chooses how silence is judged: fixed (the above), or an\n"+
-			"adaptive detector that learns each session's beats: phi (phi accrual),\n"+
-			"chen (Chen's estimator) or quantile (a quantile of its own silences),\n"+
-			"with parameters as name:key=value,... Whatever the detector, no session\n"+
-			"is declared dead later than --interval × --misses after its last beat,\n"+
-			"the timeout WELCOME tells clients. docs/detection.md measures each and\n"+
-			"recommends settings; pulse fdbench measures them on your own traffic.",
+			detectorHelp,
 		serveExamples, c.stdout, c.env)
 	var (
 		listenAddr      = fs.addr("listen", "127.0.0.1:7070", "TCP address to listen on for heartbeats")
