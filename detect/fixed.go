@@ -7,8 +7,8 @@ import (
 )
 
 // Fixed is the seed's policy: a session is suspect a fixed delay after its
-// last beat and dead a fixed timeout after it, the interval times the
-// allowed misses. It keeps no state per session.
+// last beat and dead a fixed timeout after it, by default the interval
+// times the allowed misses. It keeps no state per session.
 type Fixed struct {
 	timing pulse.Timing
 	// suspect and dead are the delays after the last beat for timing.Interval.
@@ -25,16 +25,17 @@ func NewFixed(t pulse.Timing) *Fixed {
 func (f *Fixed) Name() string { return "fixed" }
 
 // Track returns a tracker for a session beating every interval. For the
-// policy's own interval that is f itself; another interval scales the
-// suspect delay and keeps the number of allowed misses.
+// policy's own interval that is f itself; another interval scales both
+// delays in proportion, which keeps the number of allowed misses.
 func (f *Fixed) Track(interval time.Duration) Tracker {
 	if interval == f.timing.Interval || interval <= 0 {
 		return f
 	}
-	t := f.timing
-	t.SuspectAfter = time.Duration(float64(t.Suspect()) * float64(interval) / float64(t.Interval))
-	t.Interval = interval
-	return NewFixed(t)
+	g := *f
+	g.timing.Interval = interval
+	g.suspect = scale(f.suspect, interval, f.timing.Interval)
+	g.dead = scale(f.dead, interval, f.timing.Interval)
+	return &g
 }
 
 // Beat returns the deadlines after a beat at the instant at.

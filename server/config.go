@@ -59,8 +59,10 @@ type Config struct {
 	// Policy decides when a silent session is suspect and dead. Nil means
 	// the fixed timeout of Timing (detect.NewFixed). WELCOME tells clients
 	// the suspect delay and timeout of Timing whatever the policy, and
-	// clients judge the server lost after that timeout: a policy should
-	// declare deaths near it.
+	// clients judge the server lost after that timeout: a policy must not
+	// declare a death later than it. The policies of package detect, made
+	// for this Timing, never do; an adaptive one may declare it sooner,
+	// and may judge suspect before or after the suspect delay told.
 	Policy detect.Policy
 	// Logger receives the server's log: every session event, every
 	// rejected connection. Nil means slog.Default().
@@ -84,6 +86,10 @@ type Config struct {
 	// which cannot say when they have read their backlog. Zero means 2 s;
 	// negative means no grace beyond the catch-up.
 	StallGrace time.Duration
+	// ArrivalRecorder, if set, records every registration, beat and end
+	// of a session (pulse serve --record-arrivals). Nil means none, and
+	// costs a beat one comparison.
+	ArrivalRecorder ArrivalRecorder
 	// Transport chooses how connections are run. The zero value,
 	// TransportAuto, runs plain TCP connections on an event loop where the
 	// platform has one (Linux) and any other net.Conn, such as TLS, on a

@@ -19,6 +19,7 @@ type protocol struct {
 	link    registry.Link
 	session *registry.Handle // nil until HELLO is accepted
 	ack     bool
+	rec     uint64 // the session's number in the arrival recording, if any
 }
 
 // outcome says what the transport does after writing a line's reply.
@@ -48,6 +49,9 @@ func (p *protocol) onLine(line []byte, out []byte) ([]byte, outcome) {
 			return p.reject(out, &wire.Error{Code: wire.CodeNotRegistered, Message: "send HELLO <name> first"})
 		}
 		p.session.Beat(m.RTT)
+		if r := p.srv.cfg.ArrivalRecorder; r != nil {
+			r.Beat(p.rec, m.Seq, m.HasSeq)
+		}
 		p.srv.cfg.Observer.Beat(m.RTT)
 		if p.ack {
 			out = wire.AppendAck(out, m.Seq, m.HasSeq)
@@ -82,6 +86,9 @@ func (p *protocol) hello(m wire.Message, out []byte) ([]byte, outcome) {
 		return p.reject(out, &wire.Error{Code: wire.CodeInternal, Message: err.Error()})
 	}
 	p.session, p.ack = h, m.Hello.WantsAck()
+	if r := p.srv.cfg.ArrivalRecorder; r != nil {
+		p.rec = r.Joined(h.ID(), h.Name(), h.Interval())
+	}
 	t := cfg.Timing.ForInterval(h.Interval())
 	w := wire.Welcome{
 		IntervalMS: millis(t.Interval),

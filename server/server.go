@@ -77,6 +77,7 @@ func New(cfg Config) (*Server, error) {
 		Interval: cfg.Timing.Interval,
 		OnEvent: func(ev pulse.Event) {
 			s.logEvent(ev)
+			s.recordEnd(ev)
 			cfg.Observer.Event(ev)
 		},
 		Logger:         cfg.Logger,

@@ -6,6 +6,8 @@
 //	pulse ls [flags]          list the live sessions
 //	pulse watch [flags]       stream session events
 //	pulse kick NAME [flags]   remove a session
+//	pulse bench [flags]       run a heartbeat load against a server
+//	pulse fdbench [flags]     measure failure detectors
 //
 // Run "pulse <command> --help" for a command's flags. Every flag can also
 // come from an environment variable: --hello-timeout from
@@ -74,6 +76,8 @@ func runWith(ctx context.Context, args []string, stdout, stderr io.Writer, env f
 		cmd = &kickCommand{stdout: stdout, stderr: stderr, env: env}
 	case "bench":
 		cmd = &benchCommand{stdout: stdout, stderr: stderr, env: env}
+	case "fdbench":
+		cmd = &fdbenchCommand{stdout: stdout, stderr: stderr, env: env}
 	case "version", "--version":
 		fmt.Fprintln(stdout, "pulse", pulse.Version)
 		return 0
@@ -109,6 +113,7 @@ Commands:
   watch     stream the session events of a server as they happen
   kick      remove a session from a server
   bench     run a heartbeat load against a server and measure it
+  fdbench   measure failure detectors on simulated or recorded heartbeats
   version   print the version
 
 Run 'pulse <command> --help' for the flags of a command. Every flag can also

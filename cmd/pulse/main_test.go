@@ -268,6 +268,15 @@ func TestUsageErrorsExitTwo(t *testing.T) {
 		{[]string{"kick"}, nil, 2, "missing the NAME of the session to kick"},
 		{[]string{"kick", "a", "b"}, nil, 2, `unexpected argument "b"`},
 		{[]string{"kick", "a", "--timeout", "0s"}, nil, 2, "--timeout must be positive"},
+		{[]string{"serve", "--detector", "swim"}, nil, 2, `--detector "swim": want one of fixed, phi, chen, quantile`},
+		{[]string{"serve", "--detector", "phi:threshold=8"}, nil, 2, `phi takes no parameter "threshold"; it takes suspect=PHI`},
+		{[]string{"serve", "--detector", "fixed:dead=20s"}, nil, 2, "must not be longer than the timeout clients are told"},
+		{[]string{"serve"}, map[string]string{"PULSE_DETECTOR": "chen:dead=soon"}, 2, `dead=soon: want a duration`},
+		{[]string{"fdbench", "--scenario", "moon"}, nil, 2, `--scenario "moon": want all, or names from lan, cloud`},
+		{[]string{"fdbench", "--detector", "phi;swim"}, nil, 2, `invalid value "phi;swim" for --detector: want one of`},
+		{[]string{"fdbench", "--replay", "x.bin", "--sessions", "5"}, nil, 2, "--replay measures a recording"},
+		{[]string{"fdbench", "--sessions", "0"}, nil, 2, "--sessions must be at least 1"},
+		{[]string{"fdbench", "--misses", "1"}, nil, 2, "misses must be at least 2"},
 	}
 	for _, tt := range tests {
 		var stdout, stderr bytes.Buffer
@@ -280,7 +289,7 @@ func TestUsageErrorsExitTwo(t *testing.T) {
 }
 
 func TestHelp(t *testing.T) {
-	for _, cmd := range []string{"serve", "agent", "ls", "watch", "kick"} {
+	for _, cmd := range []string{"serve", "agent", "ls", "watch", "kick", "fdbench"} {
 		var stdout, stderr bytes.Buffer
 		if code := run(context.Background(), []string{cmd, "--help"}, &stdout, &stderr); code != 0 {
 			t.Fatalf("%s --help exited %d", cmd, code)
@@ -290,8 +299,11 @@ func TestHelp(t *testing.T) {
 		if cmd == "serve" || cmd == "agent" {
 			wants = append(wants, "PULSE_LOG_LEVEL", "--log-format FORMAT")
 		}
-		if cmd != "agent" {
+		if cmd != "agent" && cmd != "fdbench" {
 			wants = append(wants, "PULSE_HTTP")
+		}
+		if cmd == "serve" || cmd == "fdbench" {
+			wants = append(wants, "--detector SPEC", "PULSE_DETECTOR")
 		}
 		for _, want := range wants {
 			if !strings.Contains(help, want) {

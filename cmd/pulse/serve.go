@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"os"
 	"runtime/debug"
@@ -13,6 +14,8 @@ import (
 	"time"
 
 	"github.com/pulsehq/pulse"
+	"github.com/pulsehq/pulse/arrivals"
+	"github.com/pulsehq/pulse/detect"
 	"github.com/pulsehq/pulse/httpapi"
 	"github.com/pulsehq/pulse/metrics"
 	"github.com/pulsehq/pulse/registry"
@@ -34,7 +37,33 @@ const serveExamples = `  pulse serve
   pulse serve --http 127.0.0.1:9090        # the API, dashboard and /metrics elsewhere
   pulse serve --http ""                     # no HTTP at all
   PULSE_INTERVAL=10s pulse serve --log-format json
+  pulse serve --suspect-after 4s --detector 'fixed:dead=11s'   # see docs/detection.md
+  pulse serve --detector quantile --misses 10               # adaptive, never later than 30 s
+  pulse serve --record-arrivals arrivals.bin                # then: pulse fdbench --replay arrivals.bin
 `
+
+// detectorHelp explains --detector, with each detector's defaults.
+var detectorHelp = func() string {
+	phi, chen, q := detect.DefaultPhiConfig(), detect.DefaultChenConfig(), detect.DefaultQuantileConfig()
+	return fmt.Sprintf(`--detector chooses how silence is judged: fixed (the above), or an
+adaptive detector that learns each session's beats: phi (phi accrual),
+chen (Chen's estimator) or quantile (a quantile of its own silences),
+with parameters as name:key=value,... (defaults in brackets):
+  fixed     suspect=DURATION, dead=DURATION [the flags above]
+  phi       suspect=PHI, dead=PHI [%v, %v], min-std=DURATION [%v],
+            pause=DURATION [%v], window=N [%d]
+  chen      suspect=DURATION, dead=DURATION: margins after the expected
+            beat [%v, %v]; window=N [%d]
+  quantile  q=QUANTILE [%v]; suspect=X, dead=X: multiples of it [%v, %v];
+            window=N [%d], warmup=N [%d]
+Whatever the detector, no session is declared dead later than --interval ×
+--misses after its last beat, the timeout WELCOME tells clients.
+docs/detection.md measures each and recommends settings; pulse fdbench
+measures them on your own traffic.`,
+		phi.Suspect, phi.Dead, phi.MinStd, phi.Pause, phi.Window,
+		chen.Suspect, chen.Dead, chen.Window,
+		q.Q, q.Suspect, q.Dead, q.Window, q.Warmup)
+}()
 
 // Run parses the flags and serves until ctx ends.
 func (c *serveCommand) Run(ctx context.Context, args []string) error {
@@ -47,7 +76,8 @@ func (c *serveCommand) Run(ctx context.Context, args []string) error {
 			"If the server itself stops running for a while (a long GC, CPU starvation,\n"+
 			"a paused VM, SIGSTOP), it notices by its own timer firing --stall-threshold\n"+
 			"late, logs \"server stalled\", and judges no one until it has read what the\n"+
-			"clients sent meanwhile, and --stall-grace more.",
+			"clients sent meanwhile, and --stall-grace more.\n\n"+
+			detectorHelp,
 		serveExamples, c.stdout, c.env)
 	var (
 		listenAddr      = fs.addr("listen", "127.0.0.1:7070", "TCP address to listen on for heartbeats")
@@ -62,6 +92,8 @@ func (c *serveCommand) Run(ctx context.Context, args []string) error {
 		writeTimeout    = fs.duration("write-timeout", server.DefaultWriteTimeout, "time a write to a client that does not read may stay blocked before the client is cut")
 		stallThreshold  = fs.duration("stall-threshold", registry.DefaultStallThreshold, "a wake-up of the server this late is a stall of its own, after which judgments are held; 0 turns the guard off")
 		stallGrace      = fs.duration("stall-grace", registry.DefaultStallGrace, "after a stall, how long judgments stay held once what arrived during it is read; 0 for no more")
+		detector        = fs.String("detector", "fixed", "how silence is judged: `spec` fixed, phi, chen or quantile, optionally with :key=value,... (see below)")
+		recordArrivals  = fs.String("record-arrivals", "", "record every registration, beat and end to this `file`, for pulse fdbench --replay (6 to 8 bytes a beat)")
 		transport       = fs.choice("transport", "auto", []string{"auto", "epoll", "goroutine"}, "how connections are run: auto is one epoll event loop for plain TCP on Linux; goroutine gives each connection its own")
 		cpuProfile      = fs.String("cpu-profile", "", "write a CPU profile of the whole run to this `file` (go tool pprof reads it)")
 		shutdownTimeout = fs.duration("shutdown-timeout", 10*time.Second, "on SIGINT or SIGTERM, time to say BYE and drain before closing what remains")
@@ -84,6 +116,10 @@ func (c *serveCommand) Run(ctx context.Context, args []string) error {
 	}
 	if err := checkIntervalBounds(*interval, minInterval, maxInterval); err != nil {
 		return err
+	}
+	policy, err := detect.New(*detector, timing)
+	if err != nil {
+		return detectorError(*detector, err)
 	}
 	if *history < 1 {
 		return usageErrorf("--event-history must be at least 1, got %d", *history)
@@ -116,7 +152,7 @@ func (c *serveCommand) Run(ctx context.Context, args []string) error {
 		tr = server.TransportAuto
 	}
 	m := metrics.New()
-	srv, err := server.New(server.Config{
+	cfg := server.Config{
 		Timing:         timing,
 		MinInterval:    *minInterval,
 		MaxInterval:    *maxInterval,
@@ -124,10 +160,21 @@ func (c *serveCommand) Run(ctx context.Context, args []string) error {
 		WriteTimeout:   *writeTimeout,
 		StallThreshold: offIfZero(*stallThreshold),
 		StallGrace:     offIfZero(*stallGrace),
+		Policy:         policy,
 		Logger:         log,
 		Observer:       m,
 		Transport:      tr,
-	})
+	}
+	if *recordArrivals != "" {
+		rec, err := arrivals.Create(*recordArrivals)
+		if err != nil {
+			return fmt.Errorf("--record-arrivals: %w", err)
+		}
+		defer closeRecording(rec, *recordArrivals, log)
+		cfg.ArrivalRecorder = rec
+		log.Info("recording arrivals", "file", *recordArrivals)
+	}
+	srv, err := server.New(cfg)
 	if err != nil {
 		return usageErrorf("%v", err)
 	}
@@ -217,6 +264,17 @@ func offIfZero(d time.Duration) time.Duration {
 		return -1
 	}
 	return d
+}
+
+// closeRecording writes out the end of an arrival recording, and says
+// what went wrong with it, if anything.
+func closeRecording(rec *arrivals.Writer, file string, log *slog.Logger) {
+	if err := rec.Close(); err != nil {
+		log.Error("recording arrivals failed", "file", file, "error", err)
+	}
+	if n := rec.Dropped(); n > 0 {
+		log.Warn("arrivals dropped: the disk did not keep up", "file", file, "records", n)
+	}
 }
 
 // startCPUProfile profiles the process into file until stop is called.
