@@ -92,8 +92,11 @@ func waitInput(t *testing.T, l *eventLoop, n, bytes int) {
 	for deadline := time.Now().Add(patience); ; time.Sleep(time.Millisecond) {
 		l.mu.Lock()
 		ready := 0
-		for fd := range l.conns {
-			if q, err := unix.IoctlGetInt(int(fd), unix.SIOCINQ); err == nil && q == bytes {
+		for _, c := range l.conns.byFD {
+			if c == nil {
+				continue
+			}
+			if q, err := unix.IoctlGetInt(c.fd, unix.SIOCINQ); err == nil && q == bytes {
 				ready++
 			}
 		}

@@ -60,9 +60,9 @@ type eventLoop struct {
 	start  time.Time // instants are nanoseconds since start
 
 	mu       sync.Mutex
-	conns    map[int32]*loopConn // by file descriptor
-	queue    []*loopConn         // ended from outside; the loop finishes them
-	catchUps []func()            // asked for since the last poll (see catchUp)
+	conns    connTable
+	queue    []*loopConn // ended from outside; the loop finishes them
+	catchUps []func()    // asked for since the last poll (see catchUp)
 	closed   bool
 	exited   bool // the loop goroutine has stopped
 
@@ -78,6 +78,39 @@ type eventLoop struct {
 	watched    map[*loopConn]struct{} // connections with a deadline
 	nextCheck  int64
 	catchingUp []func() // catch-ups taken before the current poll began, waiting for one that is not full and leaves nothing to read again
+}
+
+// connTable holds the loop's connections by file descriptor. Descriptors
+// are small numbers that the kernel reuses lowest first, so a slice indexed
+// by them is dense, and a lookup for every ready connection costs no hash.
+type connTable struct {
+	byFD []*loopConn
+	n    int // connections held
+}
+
+// get returns the connection on fd, nil if none (the wake-up descriptor).
+func (t *connTable) get(fd int32) *loopConn {
+	if int(fd) < len(t.byFD) {
+		return t.byFD[fd]
+	}
+	return nil
+}
+
+// set puts c, or nil to remove what is there, on fd.
+func (t *connTable) set(fd int, c *loopConn) {
+	if fd >= len(t.byFD) {
+		if c == nil {
+			return
+		}
+		t.byFD = append(t.byFD, make([]*loopConn, fd+1-len(t.byFD))...)
+	}
+	switch old := t.byFD[fd]; {
+	case old == nil && c != nil:
+		t.n++
+	case old != nil && c == nil:
+		t.n--
+	}
+	t.byFD[fd] = c
 }
 
 // loopConn is one connection of the event loop.
@@ -129,7 +162,6 @@ func newEventLoop(srv *Server) (*eventLoop, error) {
 		epfd:    epfd,
 		wakefd:  wakefd,
 		start:   time.Now(),
-		conns:   make(map[int32]*loopConn),
 		done:    make(chan struct{}),
 		events:  make([]unix.EpollEvent, loopMaxEvents),
 		scratch: make([]byte, loopReadSize),
@@ -177,11 +209,11 @@ func (l *eventLoop) add(nc net.Conn) error {
 		return ErrServerClosed
 	}
 	l.mu.Lock()
-	l.conns[int32(fd)] = c
+	l.conns.set(fd, c)
 	l.mu.Unlock()
 	if err := unix.EpollCtl(l.epfd, unix.EPOLL_CTL_ADD, fd, &unix.EpollEvent{Events: connEvents, Fd: int32(fd)}); err != nil {
 		l.mu.Lock()
-		delete(l.conns, int32(fd))
+		l.conns.set(fd, nil)
 		l.mu.Unlock()
 		unix.Close(fd)
 		l.srv.forget(c)
@@ -294,13 +326,13 @@ func (l *eventLoop) run() {
 		l.mu.Lock()
 		l.ready = l.ready[:0]
 		for _, ev := range l.events[:n] {
-			l.ready = append(l.ready, l.conns[ev.Fd]) // nil for the wake-up
+			l.ready = append(l.ready, l.conns.get(ev.Fd)) // nil for the wake-up
 		}
 		queue := l.queue
 		l.queue = nil
 		asked := l.catchUps // for the next poll, which begins after this
 		l.catchUps = nil
-		stop := l.closed && len(l.conns) == 0
+		stop := l.closed && l.conns.n == 0
 		l.mu.Unlock()
 
 		for i, c := range l.ready {
@@ -591,7 +623,7 @@ func (l *eventLoop) closeNow(c *loopConn) {
 	c.state = loopClosed
 	delete(l.watched, c)
 	l.mu.Lock()
-	delete(l.conns, int32(c.fd)) // before the close: the number may be reused at once
+	l.conns.set(c.fd, nil) // before the close: the number may be reused at once
 	l.mu.Unlock()
 	unix.Close(c.fd) // also takes it out of the epoll set
 	c.out = nil
@@ -602,9 +634,11 @@ func (l *eventLoop) closeNow(c *loopConn) {
 // abandon closes every connection after the loop itself failed.
 func (l *eventLoop) abandon() {
 	l.mu.Lock()
-	conns := make([]*loopConn, 0, len(l.conns))
-	for _, c := range l.conns {
-		conns = append(conns, c)
+	conns := make([]*loopConn, 0, l.conns.n)
+	for _, c := range l.conns.byFD {
+		if c != nil {
+			conns = append(conns, c)
+		}
 	}
 	l.mu.Unlock()
 	for _, c := range conns {

@@ -32,7 +32,6 @@ func newHandLoop(t *testing.T) *eventLoop {
 		srv:     srv,
 		epfd:    -1, // not polled: asking for EPOLLOUT fails, harmlessly
 		start:   time.Now(),
-		conns:   make(map[int32]*loopConn),
 		scratch: make([]byte, loopReadSize),
 		reply:   make([]byte, 0, loopReplySize),
 		watched: make(map[*loopConn]struct{}),
