@@ -5,6 +5,8 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/pulsehq/pulse/registry"
 )
 
 // Network is the path of one TCP connection from a client to the server.
@@ -192,7 +194,7 @@ func NewScenario(name string) (Scenario, error) {
 	case "stalls":
 		s.About = "calm LAN, server stalls of 0.5 to 10 s every 15 min"
 		s.Mix = one(LAN)
-		s.Stalls = &Stalls{Every: 15 * time.Minute, Grace: time.Second, Lengths: []time.Duration{
+		s.Stalls = &Stalls{Every: 15 * time.Minute, Grace: registry.DefaultStallGrace, Lengths: []time.Duration{
 			500 * time.Millisecond, time.Second, 2 * time.Second, 5 * time.Second, 10 * time.Second}}
 	default:
 		return Scenario{}, fmt.Errorf("%w %q: want one of %s", ErrUnknownScenario, name, strings.Join(scenarioNames, ", "))

@@ -17,6 +17,7 @@ import (
 	"github.com/pulsehq/pulse"
 	"github.com/pulsehq/pulse/detect"
 	"github.com/pulsehq/pulse/fdbench"
+	"github.com/pulsehq/pulse/registry"
 )
 
 // fdbenchCommand measures failure detectors on simulated or recorded
@@ -76,7 +77,7 @@ func (c *fdbenchCommand) Run(ctx context.Context, args []string) error {
 		suspectAfter = fs.duration("suspect-after", 0, "silence after which a session is suspect, for the fixed detector")
 		failEvery    = fs.duration("fail-every", time.Hour, "mean time between the failure instants tried in a session")
 		warmup       = fs.duration("warmup", 10*time.Minute, "time before a session's first failure instant, for adaptive detectors to learn")
-		grace        = fs.duration("stall-grace", time.Second, "after a server stall, time before anyone is judged (the stall guard)")
+		grace        = fs.duration("stall-grace", registry.DefaultStallGrace, "after a server stall, time before anyone is judged (the stall guard; pulse serve --stall-grace)")
 		noGuard      = fs.bool("no-stall-guard", false, "model a server without a stall guard: judgments due in a stall are made at its end, before what arrived in it is read")
 		replay       = fs.String("replay", "", "measure on the arrivals recorded in this `file` (pulse serve --record-arrivals) instead of scenarios")
 		sweep        = fs.bool("sweep", false, "print each detector's trade-off curves: mistakes against T_D p99, as one knob varies")
