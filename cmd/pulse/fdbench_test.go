@@ -13,6 +13,7 @@ import (
 	"testing"
 
 	"github.com/pulsehq/pulse/fdbench"
+	"github.com/pulsehq/pulse/registry"
 )
 
 // fdbenchJSON runs pulse fdbench in this process and decodes its JSON.
@@ -74,7 +75,7 @@ func TestFdbenchText(t *testing.T) {
 	if code := runWith(context.Background(), []string{"fdbench", "--scenario", "stalls", "--sessions", "10", "--duration", "1h", "--no-cost"}, &stdout, &stderr, noEnv); code != 0 {
 		t.Fatalf("exit %d: %s", code, stderr.String())
 	}
-	for _, want := range []string{"stalls: calm LAN", "stall grace 1s", "DETECTOR", "SUSPECT/h", "HANG p50/p99/p99.9", "fixed ", "phi ", "chen ", "quantile "} {
+	for _, want := range []string{"stalls: calm LAN", "stall grace " + registry.DefaultStallGrace.String(), "DETECTOR", "SUSPECT/h", "HANG p50/p99/p99.9", "fixed ", "phi ", "chen ", "quantile "} {
 		if !strings.Contains(stdout.String(), want) {
 			t.Errorf("report lacks %q:\n%s", want, stdout.String())
 		}
