@@ -19,11 +19,10 @@ import (
 	"slices"
 	"strconv"
 
+	"github.com/pulsehq/pulse/scripts/plot/figure"
 	"gonum.org/v1/plot"
 	"gonum.org/v1/plot/plotter"
 	"gonum.org/v1/plot/vg"
-	"gonum.org/v1/plot/vg/draw"
-	"gonum.org/v1/plot/vg/vgimg"
 )
 
 // row is one measured configuration.
@@ -60,21 +59,7 @@ func run(in, out string) error {
 	if err != nil {
 		return err
 	}
-	img := vgimg.New(12*vg.Inch, 4.5*vg.Inch)
-	dc := draw.New(img)
-	tiles := draw.Tiles{Rows: 1, Cols: 2, PadX: vg.Inch / 4, PadTop: vg.Inch / 8, PadBottom: vg.Inch / 8, PadLeft: vg.Inch / 8, PadRight: vg.Inch / 8}
-	canvases := plot.Align([][]*plot.Plot{{cpu, mem}}, tiles, dc)
-	cpu.Draw(canvases[0][0])
-	mem.Draw(canvases[0][1])
-	f, err := os.Create(out)
-	if err != nil {
-		return err
-	}
-	if _, err := (vgimg.PngCanvas{Canvas: img}).WriteTo(f); err != nil {
-		f.Close()
-		return err
-	}
-	return f.Close()
+	return figure.WriteRow(out, 12*vg.Inch, 4.5*vg.Inch, cpu, mem)
 }
 
 func read(path string) ([]row, error) {

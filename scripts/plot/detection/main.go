@@ -22,11 +22,11 @@ import (
 	"slices"
 	"strconv"
 
+	"github.com/pulsehq/pulse/scripts/plot/figure"
 	"gonum.org/v1/plot"
 	"gonum.org/v1/plot/plotter"
 	"gonum.org/v1/plot/vg"
 	"gonum.org/v1/plot/vg/draw"
-	"gonum.org/v1/plot/vg/vgimg"
 )
 
 // sweeps is the part of pulse fdbench --sweep --json that is drawn.
@@ -92,21 +92,7 @@ func run(in, out string) error {
 	if err != nil {
 		return err
 	}
-	img := vgimg.New(13*vg.Inch, 5*vg.Inch)
-	dc := draw.New(img)
-	tiles := draw.Tiles{Rows: 1, Cols: 2, PadX: vg.Inch / 4, PadTop: vg.Inch / 8, PadBottom: vg.Inch / 8, PadLeft: vg.Inch / 8, PadRight: vg.Inch / 8}
-	canvases := plot.Align([][]*plot.Plot{{dead, suspect}}, tiles, dc)
-	dead.Draw(canvases[0][0])
-	suspect.Draw(canvases[0][1])
-	f, err := os.Create(out)
-	if err != nil {
-		return err
-	}
-	if _, err := (vgimg.PngCanvas{Canvas: img}).WriteTo(f); err != nil {
-		f.Close()
-		return err
-	}
-	return f.Close()
+	return figure.WriteRow(out, 13*vg.Inch, 5*vg.Inch, dead, suspect)
 }
 
 var colors = map[string]color.Color{
