@@ -27,9 +27,11 @@ import (
 // loopBatchDelay between polls, so that each wake-up finds many
 // connections ready and its fixed costs (waking a thread, the poll) are
 // shared among them; a beat waits at most that long to be read and
-// answered, which no judgment on a scale of seconds can notice. When a
-// poll finds nothing, it blocks in epoll_wait until a connection is ready,
-// a deadline is due or it is woken, so an idle server costs nothing.
+// answered, which no judgment on a scale of seconds can notice. Once
+// loopIdleSpins polls in a row have found nothing, it blocks in epoll_wait
+// until a connection is ready, a deadline is due or it is woken, so an
+// idle server costs nothing (see run for why not after the first empty
+// poll).
 const (
 	loopBatchDelay = 2 * time.Millisecond
 	loopIdleSpins  = 50          // empty polls before blocking: 100 ms of quiet
@@ -270,7 +272,8 @@ func (l *eventLoop) enqueue(c *loopConn) {
 // calls done once it has: after a stall, every socket with a backlog is
 // ready, and a poll that begins after the request and returns fewer events
 // than it could hold has seen them all; once that poll's connections are
-// read, done is called, from the loop goroutine. If the loop has stopped,
+// read, and none is left to read again (a read that filled the buffer),
+// done is called, from the loop goroutine. If the loop has stopped,
 // done is called at once.
 func (l *eventLoop) catchUp(done func()) {
 	l.mu.Lock()
