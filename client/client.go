@@ -10,6 +10,7 @@ package client
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"math/rand/v2"
@@ -219,6 +220,21 @@ func helloOptions(cfg config) wire.HelloOptions {
 	return o
 }
 
+// tlsConfig returns cfg with the host of addr as the server name to
+// verify, if it names none.
+func tlsConfig(cfg *tls.Config, addr string) *tls.Config {
+	if cfg.ServerName != "" {
+		return cfg
+	}
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		host = addr
+	}
+	c := cfg.Clone()
+	c.ServerName = host
+	return c
+}
+
 // line is what the reader goroutine hands over: a reply, or why it stopped.
 type line struct {
 	reply wire.Reply
@@ -235,10 +251,27 @@ func (c *Client) session() error {
 	if err != nil {
 		return fmt.Errorf("connect: %w", err)
 	}
+	if c.cfg.tls != nil {
+		tc := tls.Client(nc, tlsConfig(c.cfg.tls, c.addr))
+		if err := tc.HandshakeContext(hsCtx); err != nil {
+			nc.Close()
+			return fmt.Errorf("TLS handshake: %w", err)
+		}
+		nc = tc
+	}
 	defer nc.Close()
 	stopOnCancel := context.AfterFunc(hsCtx, func() { _ = nc.SetDeadline(time.Unix(1, 0)) })
 
-	hello, _ := wire.AppendHello(nil, c.name, helloOptions(c.cfg)) // checked by Dial
+	opts := helloOptions(c.cfg)
+	if c.cfg.tokenFunc != nil {
+		if opts.Token, err = c.cfg.tokenFunc(); err != nil {
+			return fmt.Errorf("token: %w", err)
+		}
+	}
+	hello, err := wire.AppendHello(nil, c.name, opts) // checked by Dial, but for the token
+	if err != nil {
+		return fmt.Errorf("HELLO: %w", err)
+	}
 	sent := time.Now()
 	if _, err := nc.Write(hello); err != nil {
 		return fmt.Errorf("send HELLO: %w", err)

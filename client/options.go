@@ -2,6 +2,7 @@ package client
 
 import (
 	"context"
+	"crypto/tls"
 	"net"
 	"time"
 )
@@ -19,6 +20,8 @@ type DialFunc func(ctx context.Context, network, addr string) (net.Conn, error)
 type config struct {
 	meta             map[string]string
 	token            string
+	tokenFunc        func() (string, error)
+	tls              *tls.Config
 	noAck            bool
 	interval         time.Duration
 	minBackoff       time.Duration
@@ -49,6 +52,24 @@ func WithMeta(meta map[string]string) Option {
 // WithToken sets the credential sent in HELLO, for servers that demand one.
 func WithToken(token string) Option {
 	return func(c *config) { c.token = token }
+}
+
+// WithTokenFunc sets a function that gives the credential sent in HELLO,
+// called before every connection attempt, for tokens that expire and are
+// renewed (such as a JWT read from a file that another process rewrites).
+// An error from it fails the attempt, which is retried with backoff. It
+// overrides WithToken.
+func WithTokenFunc(fn func() (string, error)) Option {
+	return func(c *config) { c.tokenFunc = fn }
+}
+
+// WithTLS makes the client speak TLS with cfg over the connections it
+// dials. If cfg.ServerName is empty, the host of the server's address is
+// verified. The TLS handshake is bounded by the handshake timeout, as the
+// registration is. Set cfg.Certificates for servers that demand a client
+// certificate (mTLS).
+func WithTLS(cfg *tls.Config) Option {
+	return func(c *config) { c.tls = cfg }
 }
 
 // WithoutAck asks the server not to answer beats. The client then cannot

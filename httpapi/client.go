@@ -29,7 +29,9 @@ type Client struct {
 }
 
 // NewClient returns a client of the API at addr: "host:port" or a URL such
-// as "http://host:port". hc nil means http.DefaultClient.
+// as "http://host:port" or "https://host:port". hc nil means
+// http.DefaultClient; for https with a private CA or a client certificate,
+// give one whose Transport has the TLSClientConfig.
 func NewClient(addr string, hc *http.Client) (*Client, error) {
 	if addr == "" {
 		return nil, errors.New("httpapi: no API address")
@@ -39,7 +41,7 @@ func NewClient(addr string, hc *http.Client) (*Client, error) {
 	}
 	u, err := url.Parse(addr)
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		return nil, fmt.Errorf("httpapi: %q is not an API address: want host:port or http://host:port", addr)
+		return nil, fmt.Errorf("httpapi: %q is not an API address: want host:port, http://host:port or https://host:port", addr)
 	}
 	u.Path = strings.TrimSuffix(u.Path, "/")
 	if hc == nil {

@@ -31,6 +31,8 @@ type Metrics struct {
 	events   *prometheus.CounterVec
 	lateness *prometheus.HistogramVec
 	rejected *prometheus.CounterVec
+	// authFailures counts refused authentications by reason.
+	authFailures *prometheus.CounterVec
 
 	stalls       prometheus.Counter
 	stallSeconds prometheus.Histogram
@@ -76,6 +78,10 @@ func New() *Metrics {
 			Name: "pulse_connections_rejected_total",
 			Help: "Connections the server ended with ERR <code>: refused at HELLO, cut for a protocol error, or ended by the server (timeout, replaced, kicked, shutdown).",
 		}, []string{"code"}),
+		authFailures: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "pulse_auth_failures_total",
+			Help: "Connections refused for authentication, by reason: missing_token, malformed, bad_alg, bad_signature, expired, not_yet_valid, no_expiry, sub_mismatch, bad_audience, bad_issuer, invalid_claims, no_client_cert, cert_name_mismatch, tls_handshake, other.",
+		}, []string{"reason"}),
 		stalls: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "pulse_server_stalls_total",
 			Help: "Stalls of the server itself that it noticed (its timer fired the stall threshold or more late); it held suspect and dead judgments after each.",
@@ -110,7 +116,7 @@ func (m *Metrics) Register(reg prometheus.Registerer, sessions SessionCounter) e
 		return errors.New("metrics: Register needs a SessionCounter")
 	}
 	cs := []prometheus.Collector{
-		m.beats, m.rtt, m.events, m.lateness, m.rejected, m.stalls, m.stallSeconds, m.stallHeld,
+		m.beats, m.rtt, m.events, m.lateness, m.rejected, m.authFailures, m.stalls, m.stallSeconds, m.stallHeld,
 		newSessionsCollector(sessions),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name:        "pulse_build_info",
@@ -170,4 +176,10 @@ func (c *sessionsCollector) Collect(ch chan<- prometheus.Metric) {
 	n := c.src.Counts()
 	ch <- prometheus.MustNewConstMetric(c.desc, prometheus.GaugeValue, float64(n.Alive), pulse.StateAlive.String())
 	ch <- prometheus.MustNewConstMetric(c.desc, prometheus.GaugeValue, float64(n.Suspect), pulse.StateSuspect.String())
+}
+
+// AuthFailed counts a refused authentication by its reason; it implements
+// server.AuthObserver.
+func (m *Metrics) AuthFailed(reason string) {
+	m.authFailures.WithLabelValues(reason).Inc()
 }

@@ -95,6 +95,9 @@ type Config struct {
 	// platform has one (Linux) and any other net.Conn, such as TLS, on a
 	// goroutine of its own.
 	Transport Transport
+	// Authenticator, if set, decides whether each HELLO may register its
+	// name (see Authenticator); nil lets every valid name register.
+	Authenticator Authenticator
 
 	// beforePoll, in tests, runs in the event loop's goroutine before each
 	// poll.

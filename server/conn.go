@@ -1,6 +1,7 @@
 package server
 
 import (
+	"crypto/tls"
 	"errors"
 	"io"
 	"net"
@@ -94,6 +95,9 @@ func (c *conn) serve() {
 		c.srv.forget(c)
 	}()
 	_ = c.nc.SetReadDeadline(time.Now().Add(c.srv.cfg.HelloTimeout))
+	if tc, ok := c.nc.(*tls.Conn); ok && !c.handshake(tc) {
+		return
+	}
 	for {
 		if e := c.ending.Load(); e != nil {
 			c.finish(e)

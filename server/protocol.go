@@ -1,6 +1,7 @@
 package server
 
 import (
+	"crypto/x509"
 	"errors"
 	"time"
 
@@ -20,6 +21,9 @@ type protocol struct {
 	session *registry.Handle // nil until HELLO is accepted
 	ack     bool
 	rec     uint64 // the session's number in the arrival recording, if any
+	// peerCerts is the verified certificate chain of a TLS client, for
+	// the Authenticator; nil otherwise.
+	peerCerts []*x509.Certificate
 }
 
 // outcome says what the transport does after writing a line's reply.
@@ -75,6 +79,9 @@ func (p *protocol) hello(m wire.Message, out []byte) ([]byte, outcome) {
 	}
 	if p.srv.shuttingDown.Load() {
 		return p.reject(out, errShutdown)
+	}
+	if e := p.authenticate(m.Name, m.Hello.Token); e != nil {
+		return p.reject(out, e)
 	}
 	cfg := &p.srv.cfg
 	asked := m.Hello.Interval()

@@ -7,10 +7,12 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"strings"
 	"time"
 
 	"github.com/pulsehq/pulse"
 	"github.com/pulsehq/pulse/client"
+	"github.com/pulsehq/pulse/tlsconf"
 	"github.com/pulsehq/pulse/wire"
 )
 
@@ -25,6 +27,8 @@ const agentExamples = `  pulse agent --name web-1
   pulse agent --server pulse.internal:7070 --name "$(hostname)" --meta region=eu --meta role=web
   pulse agent --name phone-7 --interval 30s    # ask for a slower beat than the server's
   PULSE_SERVER=10.0.0.5:7070 PULSE_NAME=worker-3 pulse agent
+  pulse agent --server pulse.internal:7070 --name web-1 --tls --ca ca.crt --token-file web-1.jwt
+  pulse agent --server pulse.internal:7070 --name web-1 --ca ca.crt --cert web-1.crt --key web-1.key   # mTLS
 `
 
 // Run parses the flags and keeps the session alive until ctx ends.
@@ -45,6 +49,11 @@ func (c *agentCommand) Run(ctx context.Context, args []string) error {
 		minBackoff  = fs.duration("backoff-min", client.DefaultMinBackoff, "first wait before reconnecting")
 		maxBackoff  = fs.duration("backoff-max", client.DefaultMaxBackoff, "longest wait before reconnecting")
 		statusEvery = fs.duration("status-every", time.Minute, "log the session's status this often while connected; 0 for never")
+		useTLS      = fs.bool("tls", false, "speak TLS to the server (implied by --ca and --cert)")
+		caFile      = fs.String("ca", "", "verify the server's certificate with the CA certificates in this PEM `file` instead of the system's")
+		certFile    = fs.String("cert", "", "present this PEM client certificate `file`, for servers that demand one (mTLS; needs --key)")
+		keyFile     = fs.String("key", "", "the PEM private key `file` of --cert")
+		tokenFile   = fs.String("token-file", "", "send the token (a JWT) in this `file` in HELLO; read again before every connection, so it may be renewed")
 		logs        logFlags
 	)
 	fs.defaults["name"] = "this host's name: " + hostname
@@ -75,6 +84,10 @@ func (c *agentCommand) Run(ctx context.Context, args []string) error {
 	if *statusEvery < 0 {
 		return usageErrorf("--status-every must not be negative")
 	}
+	secOpts, err := agentSecurity(*useTLS, *caFile, *certFile, *keyFile, *tokenFile)
+	if err != nil {
+		return err
+	}
 	log = log.With("server", *addr, "name", *name)
 
 	var last client.State
@@ -97,6 +110,7 @@ func (c *agentCommand) Run(ctx context.Context, args []string) error {
 	if *noAck {
 		opts = append(opts, client.WithoutAck())
 	}
+	opts = append(opts, secOpts...)
 	cl, err := client.Dial(ctx, *addr, *name, opts...)
 	if err != nil {
 		if ctx.Err() != nil {
@@ -135,6 +149,38 @@ func (c *agentCommand) Run(ctx context.Context, args []string) error {
 			}
 		}
 	}
+}
+
+// agentSecurity returns the client options of the TLS and token flags.
+func agentSecurity(useTLS bool, caFile, certFile, keyFile, tokenFile string) ([]client.Option, error) {
+	var opts []client.Option
+	if useTLS || caFile != "" || certFile != "" || keyFile != "" {
+		cfg, err := tlsconf.Client(tlsconf.ClientFiles{CA: caFile, Cert: certFile, Key: keyFile})
+		if err != nil {
+			return nil, usageErrorf("--ca, --cert, --key: %v", err)
+		}
+		opts = append(opts, client.WithTLS(cfg))
+	}
+	if tokenFile != "" {
+		if _, err := readToken(tokenFile); err != nil { // say so now rather than at every attempt
+			return nil, fmt.Errorf("--token-file: %w", err)
+		}
+		opts = append(opts, client.WithTokenFunc(func() (string, error) { return readToken(tokenFile) }))
+	}
+	return opts, nil
+}
+
+// readToken reads a token file: its content, less surrounding white space.
+func readToken(file string) (string, error) {
+	b, err := os.ReadFile(file)
+	if err != nil {
+		return "", err
+	}
+	t := strings.TrimSpace(string(b))
+	if t == "" {
+		return "", fmt.Errorf("%s is empty", file)
+	}
+	return t, nil
 }
 
 // logStatus logs a change of the client's state from prev.

@@ -3,9 +3,12 @@ package main
 import (
 	"errors"
 	"fmt"
+	"net/http"
+	"strings"
 	"time"
 
 	"github.com/pulsehq/pulse/httpapi"
+	"github.com/pulsehq/pulse/tlsconf"
 )
 
 // defaultHTTP is where pulse serve answers HTTP unless told otherwise.
@@ -15,16 +18,58 @@ const defaultHTTP = "127.0.0.1:7071"
 type apiFlags struct {
 	addr    *string
 	timeout *time.Duration
+	tls     apiTLSFlags
+}
+
+// apiTLSFlags are the flags for an API served over TLS (https).
+type apiTLSFlags struct {
+	on                *bool
+	ca, cert, keyFile *string
+}
+
+func (t *apiTLSFlags) register(fs *flagSet) {
+	t.on = fs.bool("tls", false, "speak https to the API (implied by an https:// --http, --ca or --cert)")
+	t.ca = fs.String("ca", "", "verify the API's certificate with the CA certificates in this PEM `file` instead of the system's")
+	t.cert = fs.String("cert", "", "present this PEM client certificate `file` (needs --key)")
+	t.keyFile = fs.String("key", "", "the PEM private key `file` of --cert")
+}
+
+// httpClient returns the HTTP client for addr that the flags ask for, and
+// addr with the scheme it implies: nil (the default client) and addr as it
+// is when TLS is off.
+func (t *apiTLSFlags) httpClient(addr string) (*http.Client, string, error) {
+	isHTTPS := strings.HasPrefix(addr, "https://")
+	if !*t.on && !isHTTPS && *t.ca == "" && *t.cert == "" {
+		return nil, addr, nil
+	}
+	if strings.HasPrefix(addr, "http://") {
+		return nil, "", usageErrorf("--http %s is plain http, but --tls, --ca or --cert asks for https: write https://", addr)
+	}
+	if !isHTTPS {
+		addr = "https://" + addr
+	}
+	cfg, err := tlsconf.Client(tlsconf.ClientFiles{CA: *t.ca, Cert: *t.cert, Key: *t.keyFile})
+	if err != nil {
+		return nil, "", usageErrorf("--ca, --cert, --key: %v", err)
+	}
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	tr.TLSClientConfig = cfg
+	return &http.Client{Transport: tr}, addr, nil
 }
 
 func (a *apiFlags) register(fs *flagSet) {
-	a.addr = fs.String("http", defaultHTTP, "`address` of the server's HTTP API: host:port or http://host:port")
+	a.addr = fs.String("http", defaultHTTP, "`address` of the server's HTTP API: host:port, http://host:port or https://host:port")
 	a.timeout = fs.duration("timeout", 10*time.Second, "how long to wait for the API to answer")
+	a.tls.register(fs)
 }
 
 // client returns a client of the API the flags name.
 func (a *apiFlags) client() (*httpapi.Client, error) {
-	c, err := httpapi.NewClient(*a.addr, nil)
+	hc, addr, err := a.tls.httpClient(*a.addr)
+	if err != nil {
+		return nil, err
+	}
+	c, err := httpapi.NewClient(addr, hc)
 	if err != nil {
 		return nil, usageErrorf("--http: %v", err)
 	}

@@ -29,6 +29,9 @@ type serveCommand struct {
 	// ready, if set, is called with the addresses the server listens on:
 	// heartbeats, and HTTP (nil when off).
 	ready func(heartbeat, http net.Addr)
+	// reloaded, if set, is called after each reload on SIGHUP with its
+	// error.
+	reloaded func(error)
 }
 
 const serveExamples = `  pulse serve
@@ -40,6 +43,8 @@ const serveExamples = `  pulse serve
   pulse serve --suspect-after 4s --detector 'fixed:dead=11s'   # see docs/detection.md
   pulse serve --detector quantile --misses 10               # adaptive, never later than 30 s
   pulse serve --record-arrivals arrivals.bin                # then: pulse fdbench --replay arrivals.bin
+  pulse serve --listen 0.0.0.0:7070 --tls-cert server.crt --tls-key server.key --auth-jwt-key jwt.pub
+  pulse serve --tls-cert server.crt --tls-key server.key --tls-client-ca clients-ca.crt   # mTLS
 `
 
 // detectorHelp explains --detector, with each detector's defaults.
@@ -98,7 +103,9 @@ func (c *serveCommand) Run(ctx context.Context, args []string) error {
 		cpuProfile      = fs.String("cpu-profile", "", "write a CPU profile of the whole run to this `file` (go tool pprof reads it)")
 		shutdownTimeout = fs.duration("shutdown-timeout", 10*time.Second, "on SIGINT or SIGTERM, time to say BYE and drain before closing what remains")
 		logs            logFlags
+		secFlags        securityFlags
 	)
+	secFlags.register(fs)
 	fs.defaults["suspect-after"] = "1.5 × interval"
 	fs.defaults["min-interval"] = server.DefaultMinInterval.String() + ", or --interval if shorter"
 	fs.defaults["max-interval"] = "5m, or --interval if longer"
@@ -137,6 +144,10 @@ func (c *serveCommand) Run(ctx context.Context, args []string) error {
 	if *stallThreshold > 0 && *stallThreshold < server.MinStallThreshold {
 		return usageErrorf("--stall-threshold must be at least %v, or 0 for no stall guard, got %v", server.MinStallThreshold, *stallThreshold)
 	}
+	sec, err := secFlags.load()
+	if err != nil {
+		return err
+	}
 	if *cpuProfile != "" {
 		stop, err := startCPUProfile(*cpuProfile)
 		if err != nil {
@@ -164,6 +175,7 @@ func (c *serveCommand) Run(ctx context.Context, args []string) error {
 		Logger:         log,
 		Observer:       m,
 		Transport:      tr,
+		Authenticator:  sec.authenticator(),
 	}
 	if *recordArrivals != "" {
 		rec, err := arrivals.Create(*recordArrivals)
@@ -183,9 +195,13 @@ func (c *serveCommand) Run(ctx context.Context, args []string) error {
 		srv.Close()
 		return err
 	}
+	ln = sec.heartbeatListener(ln)
+	sec.logSetup(log)
+	stopReloads := sec.reloadOnSIGHUP(ctx, log, c.reloaded)
+	defer stopReloads()
 	var web *webServer
 	if *httpAddr != "" {
-		web, err = startWeb(*httpAddr, srv, m, *history, *writeTimeout, log)
+		web, err = startWeb(*httpAddr, srv, m, *history, *writeTimeout, log, sec.httpTLS())
 		if err != nil {
 			ln.Close()
 			srv.Close()

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"fmt"
 	"log/slog"
 	"net"
@@ -27,8 +28,9 @@ type webServer struct {
 	served chan error
 }
 
-// startWeb listens on addr and serves the HTTP API of srv there.
-func startWeb(addr string, srv *server.Server, m *metrics.Metrics, history int, writeTimeout time.Duration, log *slog.Logger) (*webServer, error) {
+// startWeb listens on addr and serves the HTTP API of srv there, over TLS
+// with tlsCfg unless it is nil.
+func startWeb(addr string, srv *server.Server, m *metrics.Metrics, history int, writeTimeout time.Duration, log *slog.Logger, tlsCfg *tls.Config) (*webServer, error) {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	if err := m.Register(reg, srv); err != nil {
@@ -50,6 +52,10 @@ func startWeb(addr string, srv *server.Server, m *metrics.Metrics, history int, 
 		api.Close()
 		return nil, err
 	}
+	scheme := "http"
+	if tlsCfg != nil {
+		ln, scheme = tls.NewListener(ln, tlsCfg), "https"
+	}
 	w := &webServer{
 		api: api,
 		ln:  ln,
@@ -64,7 +70,7 @@ func startWeb(addr string, srv *server.Server, m *metrics.Metrics, history int, 
 	}
 	go func() { w.served <- w.hs.Serve(ln) }()
 	log.Info("http listening", "addr", ln.Addr().String(),
-		"dashboard", fmt.Sprintf("http://%s/", ln.Addr()), "metrics", fmt.Sprintf("http://%s/metrics", ln.Addr()))
+		"dashboard", fmt.Sprintf("%s://%s/", scheme, ln.Addr()), "metrics", fmt.Sprintf("%s://%s/metrics", scheme, ln.Addr()))
 	return w, nil
 }
 
