@@ -80,7 +80,7 @@ func New() *Metrics {
 		}, []string{"code"}),
 		authFailures: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "pulse_auth_failures_total",
-			Help: "Connections refused for authentication, by reason: missing_token, malformed, bad_alg, bad_signature, expired, not_yet_valid, no_expiry, sub_mismatch, bad_audience, bad_issuer, invalid_claims, no_client_cert, cert_name_mismatch, tls_handshake, other.",
+			Help: authFailuresHelp,
 		}, []string{"reason"}),
 		stalls: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "pulse_server_stalls_total",
@@ -183,3 +183,6 @@ func (c *sessionsCollector) Collect(ch chan<- prometheus.Metric) {
 func (m *Metrics) AuthFailed(reason string) {
 	m.authFailures.WithLabelValues(reason).Inc()
 }
+
+// authFailuresHelp is the help of pulse_auth_failures_total.
+const authFailuresHelp = "Connections refused for authentication, by reason: missing_token, malformed, bad_alg, bad_signature, expired, not_yet_valid, no_expiry, sub_mismatch, bad_audience, bad_issuer, invalid_claims, no_client_cert, cert_name_mismatch, tls_handshake (a TLS handshake failed or timed out), other."
