@@ -198,7 +198,9 @@ func newPKI(t *testing.T, mutual bool) *pki {
 	return p
 }
 
-func (p *pki) wrap(ln net.Listener) net.Listener { return tls.NewListener(ln, p.material.HeartbeatConfig()) }
+func (p *pki) wrap(ln net.Listener) net.Listener {
+	return tls.NewListener(ln, p.material.HeartbeatConfig())
+}
 
 func (p *pki) clientConfig(certs ...tls.Certificate) *tls.Config {
 	return &tls.Config{RootCAs: p.ca.Pool(), Certificates: certs}
