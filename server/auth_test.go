@@ -175,7 +175,6 @@ type pki struct {
 	clientCAFile     string
 	material         *tlsconf.Server
 	clientCA         *testpki.CA
-	clientCAs        *x509.CertPool
 	serverCommonName string
 }
 
