@@ -44,9 +44,10 @@ type JWTOptions struct {
 // JWTVerifier checks the tokens of HELLO: signed with its key by an
 // algorithm of that key's type, with an exp claim that is not past, an
 // nbf, if any, that is not ahead, and a sub claim that is the name being
-// registered. It implements server.Authenticator. Its key can be replaced
-// while it is in use (SetKey). A verification allocates and, with an RSA
-// or ECDSA key, costs some tens of microseconds of CPU; it does no I/O.
+// registered. It implements server.Authenticator, and is safe for
+// concurrent use; its key can be replaced while it is in use (SetKey). A
+// verification does no I/O; it costs about 8 µs with an HMAC secret and
+// 50-100 µs with an RSA, ECDSA or Ed25519 key (BenchmarkVerify).
 type JWTVerifier struct {
 	parser *jwt.Parser
 	key    atomic.Pointer[jwtKey]

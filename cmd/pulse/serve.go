@@ -29,9 +29,6 @@ type serveCommand struct {
 	// ready, if set, is called with the addresses the server listens on:
 	// heartbeats, and HTTP (nil when off).
 	ready func(heartbeat, http net.Addr)
-	// reloaded, if set, is called after each reload on SIGHUP with its
-	// error.
-	reloaded func(error)
 }
 
 const serveExamples = `  pulse serve
@@ -197,7 +194,7 @@ func (c *serveCommand) Run(ctx context.Context, args []string) error {
 	}
 	ln = sec.heartbeatListener(ln)
 	sec.logSetup(log)
-	stopReloads := sec.reloadOnSIGHUP(ctx, log, c.reloaded)
+	stopReloads := sec.reloadOnSIGHUP(ctx, log)
 	defer stopReloads()
 	var web *webServer
 	if *httpAddr != "" {
