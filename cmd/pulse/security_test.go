@@ -43,9 +43,12 @@ func TestTLSAndJWTEndToEnd(t *testing.T) {
 	web := srv.await(t, "http listening", nil)["addr"].(string)
 	addr := srv.await(t, "listening", nil)["addr"].(string)
 
+	watch, watchErr := startLong(t, "watch", "--http", web, "--ca", caFile)
+	watchErr.await(t, "pulse watch: watching https://"+web)
 	agent := start(t, "agent", "--server", addr, "--name", "web-1", "--tls", "--ca", caFile, "--token-file", tokenFile)
 	reg := agent.await(t, "registered", map[string]any{"name": "web-1"})
 	srv.await(t, "session joined", map[string]any{"name": "web-1"})
+	watch.await(t, "joined", " web-1 ")
 
 	// Without a token: refused for good, and the agent says so.
 	rogue := start(t, "agent", "--server", addr, "--name", "web-2", "--ca", caFile)
