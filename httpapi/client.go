@@ -170,6 +170,9 @@ func (c *Client) errorAnswer(resp *http.Response, body []byte) error {
 		Error *Error `json:"error"`
 	}
 	if json.Unmarshal(body, &e) != nil || e.Error == nil || e.Error.Code == "" {
+		if resp.StatusCode == http.StatusBadRequest && bytes.Contains(body, []byte("HTTP request to an HTTPS server")) {
+			return fmt.Errorf("%w at %s: the server speaks https there: use an https:// address", ErrUnreachable, c.base)
+		}
 		return fmt.Errorf("%w at %s: HTTP %s from something that is not pulse's API", ErrUnreachable, c.base, resp.Status)
 	}
 	e.Error.Status = resp.StatusCode

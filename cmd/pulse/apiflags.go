@@ -1,6 +1,7 @@
 package main
 
 import (
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"net/http"
@@ -81,6 +82,13 @@ func (a *apiFlags) client() (*httpapi.Client, error) {
 
 // explain adds to an error of the API client what the user can do.
 func explain(err error) error {
+	var cve *tls.CertificateVerificationError
+	switch {
+	case errors.As(err, &cve):
+		return fmt.Errorf("%w\nThe API's certificate is not one this command trusts: give the CA that signed it with --ca or PULSE_CA", err)
+	case errors.Is(err, httpapi.ErrUnreachable) && strings.Contains(err.Error(), "speaks https"):
+		return fmt.Errorf("%w\nAdd --tls (and --ca if its certificate is from a private CA), or write https:// in --http", err)
+	}
 	if errors.Is(err, httpapi.ErrUnreachable) {
 		return fmt.Errorf("%w\nIs pulse serve running, with its HTTP API (--http) there? Point this command at it with --http or PULSE_HTTP", err)
 	}

@@ -70,8 +70,11 @@ func TestTLSAndJWTEndToEnd(t *testing.T) {
 	if out, errOut, code := pulseOnce(t, "ls", "--http", "https://"+web, "--ca", caFile); code != 0 || !strings.Contains(out, "web-1") {
 		t.Fatalf("pulse ls --http https://: exit %d\n%s%s", code, out, errOut)
 	}
-	if _, errOut, code := pulseOnce(t, "ls", "--http", "https://"+web); code == 0 || !strings.Contains(errOut, "certificate") {
+	if _, errOut, code := pulseOnce(t, "ls", "--http", "https://"+web); code != 1 || !strings.Contains(errOut, "give the CA that signed it with --ca") {
 		t.Fatalf("pulse ls without the CA: exit %d, %s", code, errOut)
+	}
+	if _, errOut, code := pulseOnce(t, "ls", "--http", web); code != 1 || !strings.Contains(errOut, "the server speaks https there") || !strings.Contains(errOut, "Add --tls") {
+		t.Fatalf("pulse ls over plain http: exit %d, %s", code, errOut)
 	}
 	hc := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: ca.Pool()}}}
 	metrics := get(t, hc, "https://"+web+"/metrics")
