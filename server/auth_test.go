@@ -424,6 +424,7 @@ func TestTLSHandshakeDeadline(t *testing.T) {
 			if errors.As(err, &ne) && ne.Timeout() {
 				t.Fatalf("not closed within %v", patience)
 			}
+			t.Logf("closed after %v", took)
 			if took < helloTimeout-50*time.Millisecond || took > helloTimeout+2*time.Second {
 				t.Fatalf("closed after %v (read %d bytes), want about the hello timeout %v", took, n, helloTimeout)
 			}
