@@ -205,16 +205,35 @@ var (
 	ed25519Algs = []string{"EdDSA"}
 )
 
+// IsPEM reports whether key is PEM data, that is, whether it begins,
+// after white space, with "-----BEGIN ". A JWT key that is not PEM is an
+// HMAC secret (HMACSecret).
+func IsPEM(key []byte) bool {
+	return bytes.HasPrefix(bytes.TrimSpace(key), []byte("-----BEGIN "))
+}
+
+// HMACSecret returns the HMAC secret that key holds, as NewJWTVerifier
+// reads one and as tokens should be signed with it: the bytes as given
+// less trailing carriage returns and line feeds, at least MinSecretBytes
+// of them. It does not check IsPEM. The secret returned is a copy.
+func HMACSecret(key []byte) ([]byte, error) {
+	secret := bytes.TrimRight(key, "\r\n")
+	if len(secret) < MinSecretBytes {
+		return nil, fmt.Errorf("auth: JWT key: an HMAC secret must be at least %d bytes (not counting a trailing newline), got %d", MinSecretBytes, len(secret))
+	}
+	return bytes.Clone(secret), nil
+}
+
 // parseJWTKey reads a PEM public key or else an HMAC secret.
 func parseJWTKey(b []byte) (*jwtKey, error) {
-	trimmed := bytes.TrimSpace(b)
-	if !bytes.HasPrefix(trimmed, []byte("-----BEGIN ")) {
-		secret := bytes.TrimRight(b, "\r\n")
-		if len(secret) < MinSecretBytes {
-			return nil, fmt.Errorf("auth: JWT key: an HMAC secret must be at least %d bytes (not counting a trailing newline), got %d; or give a PEM public key", MinSecretBytes, len(secret))
+	if !IsPEM(b) {
+		secret, err := HMACSecret(b)
+		if err != nil {
+			return nil, fmt.Errorf("%w; or give a PEM public key", err)
 		}
-		return &jwtKey{key: bytes.Clone(secret), algs: hmacAlgs, kind: "HMAC secret"}, nil
+		return &jwtKey{key: secret, algs: hmacAlgs, kind: "HMAC secret"}, nil
 	}
+	trimmed := bytes.TrimSpace(b)
 	block, rest := pem.Decode(trimmed)
 	if block == nil {
 		return nil, errors.New("auth: JWT key: the PEM data does not decode")

@@ -27,6 +27,7 @@ type flagSet struct {
 	defaults                  map[string]string // shown instead of the flag's zero default
 	operands                  string            // the positional arguments in the usage line, such as " NAME"
 	aliases                   map[string]string // short name → the flag it stands for
+	envNames                  map[string]string // flag → its variable, where PULSE_<NAME> would mean another command's flag
 }
 
 // alias defines -short as another name of the flag --long.
@@ -53,6 +54,15 @@ func newFlagSet(name, synopsis, about, examples string, out io.Writer, env func(
 // name in upper case with dashes as underscores.
 func envName(flagName string) string {
 	return "PULSE_" + strings.ToUpper(strings.ReplaceAll(flagName, "-", "_"))
+}
+
+// envOf is the environment variable of the flag name in this flag set:
+// envName(name), unless envNames gives another.
+func (fs *flagSet) envOf(name string) string {
+	if v, ok := fs.envNames[name]; ok {
+		return v
+	}
+	return envName(name)
 }
 
 // parse parses the arguments, then sets every flag that the command line
@@ -106,7 +116,7 @@ func (fs *flagSet) fromEnv() error {
 		if _, alias := fs.aliases[f.Name]; err != nil || given[f.Name] || alias {
 			return
 		}
-		name := envName(f.Name)
+		name := fs.envOf(f.Name)
 		// An empty variable is unset: an empty Environment= line in a unit
 		// file must not mean "listen on every interface".
 		if v, ok := fs.env(name); ok && v != "" {
@@ -293,7 +303,7 @@ func (fs *flagSet) printUsage() {
 		if _, ok := f.Value.(interface{ IsBoolFlag() bool }); ok {
 			arg = ""
 		}
-		dash, env := "--", envName(f.Name)
+		dash, env := "--", fs.envOf(f.Name)
 		if _, alias := fs.aliases[f.Name]; alias { // such as -o: no variable of its own
 			dash, env = "-", ""
 		}

@@ -6,6 +6,7 @@
 //	pulse ls [flags]          list the live sessions
 //	pulse watch [flags]       stream session events
 //	pulse kick NAME [flags]   remove a session
+//	pulse token [flags]       make a JWT for a name, for a server with --auth-jwt-key
 //	pulse bench [flags]       run a heartbeat load against a server
 //	pulse fdbench [flags]     measure failure detectors
 //
@@ -78,6 +79,8 @@ func runWith(ctx context.Context, args []string, stdout, stderr io.Writer, env f
 		cmd = &benchCommand{stdout: stdout, stderr: stderr, env: env}
 	case "fdbench":
 		cmd = &fdbenchCommand{stdout: stdout, stderr: stderr, env: env}
+	case "token":
+		cmd = &tokenCommand{stdout: stdout, stderr: stderr, env: env}
 	case "version", "--version":
 		fmt.Fprintln(stdout, "pulse", pulse.Version)
 		return 0
@@ -114,6 +117,7 @@ Commands:
   kick      remove a session from a server
   bench     run a heartbeat load against a server and measure it
   fdbench   measure failure detectors on simulated or recorded heartbeats
+  token     make a JWT for a session name, for a server with --auth-jwt-key
   version   print the version
 
 Run 'pulse <command> --help' for the flags of a command. Every flag can also
@@ -125,4 +129,5 @@ Examples:
   pulse ls --state suspect
   pulse watch
   pulse kick web-1
+  pulse token --key jwt.secret --name web-1 -o web-1.jwt
 `
