@@ -1,6 +1,7 @@
 package auth
 
 import (
+	"bytes"
 	"crypto/ecdsa"
 	"crypto/ed25519"
 	"crypto/elliptic"
@@ -239,5 +240,23 @@ func BenchmarkVerify(b *testing.B) {
 				}
 			}
 		})
+	}
+}
+
+// TestHMACSecret: the secret is the bytes less trailing line ends, kept
+// inside, and IsPEM tells a PEM file from a secret as NewJWTVerifier does.
+func TestHMACSecret(t *testing.T) {
+	raw := []byte("0123456789abcdef\n0123456789abcdef")
+	for _, in := range [][]byte{raw, append(bytes.Clone(raw), '\n'), append(bytes.Clone(raw), "\r\n\n"...)} {
+		got, err := HMACSecret(in)
+		if err != nil || !bytes.Equal(got, raw) {
+			t.Fatalf("HMACSecret(%q) = %q, %v; want %q", in, got, err, raw)
+		}
+	}
+	if _, err := HMACSecret([]byte(strings.Repeat("x", MinSecretBytes-1) + "\r\n")); err == nil || !strings.Contains(err.Error(), "at least 32 bytes") {
+		t.Fatalf("a 31-byte secret: %v", err)
+	}
+	if !IsPEM([]byte("\n  -----BEGIN PUBLIC KEY-----\n")) || IsPEM(raw) {
+		t.Fatal("IsPEM")
 	}
 }

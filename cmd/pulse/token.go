@@ -199,7 +199,7 @@ func parseSigningKey(b []byte) (*signingKey, error) {
 	}
 	switch {
 	case found == nil && public != "":
-		return nil, fmt.Errorf("a %s, not a private key; pulse token signs with the private key, and the server is the one given the public key", public)
+		return nil, fmt.Errorf("found PEM %q, not a private key; pulse token signs with the private key, and the server is given the public key", public)
 	case found == nil:
 		return nil, errors.New("no PRIVATE KEY in the PEM data")
 	}
