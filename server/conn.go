@@ -21,6 +21,9 @@ type conn struct {
 	lines *wire.Reader
 	proto protocol
 	out   []byte
+	// midLine: the last write stopped inside a line, so that no other
+	// line can follow it whole.
+	midLine bool
 
 	// ending is set once, by whoever ends the connection from outside the
 	// goroutine (the registry, Shutdown, Close), and the read is
@@ -48,7 +51,7 @@ var aLongTimeAgo = time.Unix(1, 0)
 
 func newConn(srv *Server, nc net.Conn) *conn {
 	c := &conn{srv: srv, nc: nc, lines: wire.NewReader(nc)}
-	c.proto = protocol{srv: srv, peer: nc.RemoteAddr().String(), link: c}
+	c.proto = newProtocol(srv, nc.RemoteAddr().String(), c)
 	return c
 }
 
@@ -115,28 +118,53 @@ func (c *conn) serve() {
 			return
 		}
 		// Answer a burst of lines with one write.
-		if !c.lines.Ready() && !c.write() {
-			if e := c.ending.Load(); e != nil {
-				c.finish(e) // the server closed the connection under us
-				return
-			}
-			c.proto.leave(pulse.ReasonError, "write: client does not read (slow consumer) or is gone")
-			c.nc.Close()
+		if c.lines.Ready() {
+			continue
+		}
+		if err := c.write(); err != nil {
+			c.writeFailed(err)
 			return
 		}
 	}
 }
 
-// write sends what is pending and reports whether it all went. A write
-// that stays blocked for the write timeout, the client not reading, fails.
-func (c *conn) write() bool {
+// write sends what is pending. A write that stays blocked for the write
+// timeout, the client not reading, fails with a timeout; then midLine says
+// whether it stopped in the middle of a line.
+func (c *conn) write() error {
 	if len(c.out) == 0 {
-		return true
+		return nil
 	}
 	_ = c.nc.SetWriteDeadline(time.Now().Add(c.srv.cfg.WriteTimeout))
-	_, err := c.nc.Write(c.out)
+	n, err := c.nc.Write(c.out)
+	c.midLine = n > 0 && n < len(c.out) && c.out[n-1] != '\n'
 	c.out = c.out[:0]
-	return err == nil
+	return err
+}
+
+// writeFailed ends the connection after a failed write. A client that did
+// not read for the write timeout is a slow consumer: it is told so if the
+// line can still reach it whole (after the lines it has not read, within
+// a moment), and closed.
+func (c *conn) writeFailed(err error) {
+	if e := c.ending.Load(); e != nil {
+		c.finish(e) // the server closed the connection under us
+		return
+	}
+	var ne net.Error
+	if !errors.As(err, &ne) || !ne.Timeout() {
+		c.proto.leave(pulse.ReasonError, "write: "+errorText(err))
+		c.nc.Close()
+		return
+	}
+	c.srv.cfg.Observer.Rejected(wire.CodeSlowConsumer)
+	c.proto.leave(pulse.ReasonError, errSlowConsumer.Error())
+	if c.midLine {
+		c.nc.Close()
+		return
+	}
+	c.out = wire.AppendErr(c.out[:0], errSlowConsumer.Code, errSlowConsumer.Message)
+	c.close()
 }
 
 // readFailed ends the connection after a failed read.

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/netip"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -129,6 +130,7 @@ type loopConn struct {
 	writeDeadline int64 // while replies wait for the client to read: when it is cut
 	lingerUntil   int64 // while lingering: when the connection is closed anyway
 	writing       bool  // EPOLLOUT is asked for
+	midLine       bool  // the last write stopped inside a line
 
 	// set from outside: how the connection is to end
 	ending atomic.Pointer[ending]
@@ -180,7 +182,7 @@ func (l *eventLoop) now() int64 { return int64(time.Since(l.start)) }
 // the loop, the connection is tracked by the server, and nc is closed. On
 // error nc is left as it was, and ErrServerClosed means the server is
 // shutting down.
-func (l *eventLoop) add(nc net.Conn) error {
+func (l *eventLoop) add(nc net.Conn, ip netip.Addr) error {
 	sc, ok := nc.(syscall.Conn)
 	if !ok {
 		return errors.New("not a socket")
@@ -204,9 +206,9 @@ func (l *eventLoop) add(nc net.Conn) error {
 		return fmt.Errorf("set non-blocking: %w", err)
 	}
 	c := &loopConn{loop: l, fd: fd}
-	c.proto = protocol{srv: l.srv, peer: nc.RemoteAddr().String(), link: c}
+	c.proto = newProtocol(l.srv, nc.RemoteAddr().String(), c)
 	c.helloDeadline = l.now() + int64(l.srv.cfg.HelloTimeout)
-	if !l.srv.trackConn(c) {
+	if !l.srv.trackConn(c, ip) {
 		unix.Close(fd)
 		return ErrServerClosed
 	}
@@ -218,7 +220,7 @@ func (l *eventLoop) add(nc net.Conn) error {
 		l.conns.set(fd, nil)
 		l.mu.Unlock()
 		unix.Close(fd)
-		l.srv.forget(c)
+		l.srv.untrackConn(c) // nc is still open, for a goroutine to take
 		return fmt.Errorf("epoll_ctl: %w", err)
 	}
 	nc.Close()   // the duplicate keeps the socket open
@@ -462,6 +464,9 @@ func (l *eventLoop) flush(c *loopConn) {
 			l.closeNow(c)
 			return
 		}
+		if n > 0 {
+			c.midLine = c.out[n-1] != '\n'
+		}
 		c.out = c.out[max(n, 0):]
 	}
 	if len(c.out) == 0 {
@@ -508,9 +513,21 @@ func (l *eventLoop) wantWrite(c *loopConn, on bool) {
 	}
 }
 
+// slowConsumer cuts a client that left more than loopMaxPending unread, or
+// left replies unread for the write timeout. What it has not read is
+// dropped; it is told "ERR slow_consumer" if the line can reach it whole:
+// if the kernel takes it within the linger timeout, and the last write did
+// not stop inside a line.
 func (l *eventLoop) slowConsumer(c *loopConn) {
-	c.proto.leave(pulse.ReasonError, "write: client does not read (slow consumer) or is gone")
-	l.closeNow(c)
+	l.srv.cfg.Observer.Rejected(wire.CodeSlowConsumer)
+	c.proto.leave(pulse.ReasonError, errSlowConsumer.Error())
+	if c.midLine {
+		l.closeNow(c)
+		return
+	}
+	c.out = wire.AppendErr(nil, errSlowConsumer.Code, errSlowConsumer.Message)
+	c.writeDeadline = 0
+	l.linger(c)
 }
 
 // linger sends c's last words, then half-closes it and drains what the
