@@ -1,6 +1,7 @@
 package server
 
 import (
+	"bytes"
 	"errors"
 	"io"
 	"net"
@@ -21,9 +22,6 @@ type conn struct {
 	lines *wire.Reader
 	proto protocol
 	out   []byte
-	// midLine: the last write stopped inside a line, so that no other
-	// line can follow it whole.
-	midLine bool
 
 	// ending is set once, by whoever ends the connection from outside the
 	// goroutine (the registry, Shutdown, Close), and the read is
@@ -129,15 +127,20 @@ func (c *conn) serve() {
 }
 
 // write sends what is pending. A write that stays blocked for the write
-// timeout, the client not reading, fails with a timeout; then midLine says
-// whether it stopped in the middle of a line.
+// timeout, the client not reading, fails with a timeout; then what is
+// left pending is the rest of the line it stopped in, if any, so that a
+// line after it arrives whole.
 func (c *conn) write() error {
 	if len(c.out) == 0 {
 		return nil
 	}
 	_ = c.nc.SetWriteDeadline(time.Now().Add(c.srv.cfg.WriteTimeout))
 	n, err := c.nc.Write(c.out)
-	c.midLine = n > 0 && n < len(c.out) && c.out[n-1] != '\n'
+	if err != nil && n > 0 && c.out[n-1] != '\n' {
+		rest := c.out[n:]
+		c.out = append(c.out[:0], rest[:bytes.IndexByte(rest, '\n')+1]...)
+		return err
+	}
 	c.out = c.out[:0]
 	return err
 }
@@ -159,11 +162,7 @@ func (c *conn) writeFailed(err error) {
 	}
 	c.srv.cfg.Observer.Rejected(wire.CodeSlowConsumer)
 	c.proto.leave(pulse.ReasonError, errSlowConsumer.Error())
-	if c.midLine {
-		c.nc.Close()
-		return
-	}
-	c.out = wire.AppendErr(c.out[:0], errSlowConsumer.Code, errSlowConsumer.Message)
+	c.out = wire.AppendErr(c.out, errSlowConsumer.Code, errSlowConsumer.Message)
 	c.close()
 }
 
@@ -227,8 +226,11 @@ func (c *conn) close() {
 		c.nc.Close()
 		return
 	}
+	// Until the deadline, as the event loop drains: a client that sent
+	// more than a buffer's worth (a slow consumer's backlog of beats)
+	// would otherwise get a reset that destroys the line.
 	_ = c.nc.SetReadDeadline(time.Now().Add(lingerTimeout))
-	_, _ = io.CopyN(io.Discard, c.nc, 64<<10)
+	_, _ = io.Copy(io.Discard, c.nc)
 	c.nc.Close()
 }
 

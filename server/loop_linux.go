@@ -3,6 +3,7 @@
 package server
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"net"
@@ -514,18 +515,18 @@ func (l *eventLoop) wantWrite(c *loopConn, on bool) {
 }
 
 // slowConsumer cuts a client that left more than loopMaxPending unread, or
-// left replies unread for the write timeout. What it has not read is
-// dropped; it is told "ERR slow_consumer" if the line can reach it whole:
-// if the kernel takes it within the linger timeout, and the last write did
-// not stop inside a line.
+// left replies unread for the write timeout. The replies it has not read
+// are dropped, but for the rest of a line the kernel took a part of; then
+// "ERR slow_consumer" follows, and reaches the client if it reads within
+// the linger timeout.
 func (l *eventLoop) slowConsumer(c *loopConn) {
 	l.srv.cfg.Observer.Rejected(wire.CodeSlowConsumer)
 	c.proto.leave(pulse.ReasonError, errSlowConsumer.Error())
+	keep := 0
 	if c.midLine {
-		l.closeNow(c)
-		return
+		keep = bytes.IndexByte(c.out, '\n') + 1
 	}
-	c.out = wire.AppendErr(nil, errSlowConsumer.Code, errSlowConsumer.Message)
+	c.out = wire.AppendErr(slices.Clone(c.out[:keep]), errSlowConsumer.Code, errSlowConsumer.Message)
 	c.writeDeadline = 0
 	l.linger(c)
 }

@@ -395,6 +395,7 @@ func TestEndlessLine(t *testing.T) {
 		}
 	}()
 	c.hear(t, "ERR line_too_long")
+	c.closed(t)
 }
 
 func TestShutdownSaysBye(t *testing.T) {
