@@ -100,6 +100,10 @@ func (s *Server) release(ip netip.Addr) {
 	}
 }
 
+// MaxConns returns the connection limit, Config.MaxConns with its default
+// filled in; negative means none.
+func (s *Server) MaxConns() int { return s.cfg.MaxConns }
+
 // Connections returns the number of connections open, registered or not.
 func (s *Server) Connections() int {
 	s.mu.Lock()

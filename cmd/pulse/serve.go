@@ -97,8 +97,14 @@ func (c *serveCommand) Run(ctx context.Context, args []string) error {
 		transport       = fs.choice("transport", "auto", []string{"auto", "epoll", "goroutine"}, "how connections are run: auto is one epoll event loop for plain TCP on Linux; goroutine gives each connection its own")
 		cpuProfile      = fs.String("cpu-profile", "", "write a CPU profile of the whole run to this `file` (go tool pprof reads it)")
 		shutdownTimeout = fs.duration("shutdown-timeout", 10*time.Second, "on SIGINT or SIGTERM, time to say BYE and drain before closing what remains")
+		maxConns        = fs.int("max-conns", 0, "most connections held open at once; past it a client gets ERR too_many_connections; 0 for the default, -1 for no limit")
+		maxConnsPerIP   = fs.int("max-conns-per-ip", server.DefaultMaxConnsPerIP, "most connections one client IP address may hold open; 0 for no limit")
+		maxBeatRate     = fs.int("max-beat-rate", int(server.DefaultMaxBeatRate), "lines a second a connection may send, sustained (a session may send 10 × its beat rate if more), in bursts of as many; past it ERR rate_limited; 0 for no limit")
+		apiTokenFile    = fs.String("api-token-file", "", "`file` holding the token that every HTTP request but /healthz and the dashboard's files must send as Authorization: Bearer <token>")
+		insecureHTTP    = fs.bool("insecure-http", false, "serve the HTTP API on an address other than loopback without --api-token-file: anyone who reaches it may list and kick sessions")
 		logs            logFlags
 	)
+	fs.defaults["max-conns"] = fmt.Sprintf("the file descriptor limit less 128: %d here", server.DefaultMaxConns())
 	fs.defaults["suspect-after"] = "1.5 × interval"
 	fs.defaults["min-interval"] = server.DefaultMinInterval.String() + ", or --interval if shorter"
 	fs.defaults["max-interval"] = "5m, or --interval if longer"
@@ -134,6 +140,13 @@ func (c *serveCommand) Run(ctx context.Context, args []string) error {
 			return usageErrorf("--%s must not be negative (0 turns it off), got %v", name, d)
 		}
 	}
+	if *maxConns < -1 || *maxConnsPerIP < 0 || *maxBeatRate < 0 {
+		return usageErrorf("--max-conns must be -1 or more, --max-conns-per-ip and --max-beat-rate 0 or more; got %d, %d and %d", *maxConns, *maxConnsPerIP, *maxBeatRate)
+	}
+	apiToken, err := httpToken(*httpAddr, *apiTokenFile, *insecureHTTP, log)
+	if err != nil {
+		return err
+	}
 	if *stallThreshold > 0 && *stallThreshold < server.MinStallThreshold {
 		return usageErrorf("--stall-threshold must be at least %v, or 0 for no stall guard, got %v", server.MinStallThreshold, *stallThreshold)
 	}
@@ -164,6 +177,9 @@ func (c *serveCommand) Run(ctx context.Context, args []string) error {
 		Logger:         log,
 		Observer:       m,
 		Transport:      tr,
+		MaxConns:       *maxConns, // 0: the default; -1: none
+		MaxConnsPerIP:  noLimitIfZero(*maxConnsPerIP),
+		MaxBeatRate:    float64(noLimitIfZero(*maxBeatRate)),
 	}
 	if *recordArrivals != "" {
 		rec, err := arrivals.Create(*recordArrivals)
@@ -185,7 +201,7 @@ func (c *serveCommand) Run(ctx context.Context, args []string) error {
 	}
 	var web *webServer
 	if *httpAddr != "" {
-		web, err = startWeb(*httpAddr, srv, m, *history, *writeTimeout, log)
+		web, err = startWeb(*httpAddr, srv, m, *history, *writeTimeout, apiToken, log)
 		if err != nil {
 			ln.Close()
 			srv.Close()
@@ -264,6 +280,15 @@ func offIfZero(d time.Duration) time.Duration {
 		return -1
 	}
 	return d
+}
+
+// noLimitIfZero maps a limit flag's 0, no limit, to the negative value
+// that means none in a Config, where zero means the default.
+func noLimitIfZero(n int) int {
+	if n == 0 {
+		return -1
+	}
+	return n
 }
 
 // closeRecording writes out the end of an arrival recording, and says
