@@ -524,3 +524,13 @@ func TestRefusalsLoggedOncePerSecond(t *testing.T) {
 		}
 	})
 }
+
+// BenchmarkLineBudget is what the rate limit adds to every line: a read of
+// the clock and the bucket's integer arithmetic.
+func BenchmarkLineBudget(b *testing.B) {
+	epoch := time.Now()
+	budget := newLineBudget(1e12)
+	for b.Loop() {
+		budget.allow(int64(time.Since(epoch)))
+	}
+}

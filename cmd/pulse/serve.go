@@ -36,6 +36,8 @@ const serveExamples = `  pulse serve
   pulse serve --min-interval 1s --max-interval 1m   # phones may beat every 30s, racks every 1s
   pulse serve --http 127.0.0.1:9090        # the API, dashboard and /metrics elsewhere
   pulse serve --http ""                     # no HTTP at all
+  pulse serve --http 0.0.0.0:7071 --api-token-file /etc/pulse/api-token   # the API for others, with a token
+  pulse serve --max-conns 50000 --max-conns-per-ip 0   # many clients behind one NAT
   PULSE_INTERVAL=10s pulse serve --log-format json
   pulse serve --suspect-after 4s --detector 'fixed:dead=11s'   # see docs/detection.md
   pulse serve --detector quantile --misses 10               # adaptive, never later than 30 s
