@@ -55,12 +55,18 @@ func TestAPITokenEndToEnd(t *testing.T) {
 	if out, err := cmd.CombinedOutput(); err != nil || !strings.Contains(string(out), "web-1 ") {
 		t.Errorf("ls with PULSE_TOKEN_FILE: %v\n%s", err, out)
 	}
+	if _, errOut, code := pulseOnce(t, "watch", "--http", web); code != 1 || !strings.Contains(errOut, "--token-file") {
+		t.Errorf("watch without the token: exit %d, %q", code, errOut)
+	}
+	watch, watchErr := startLong(t, "watch", "--http", web, "--token-file", tokenFile(t, token))
+	watchErr.await(t, "pulse watch: watching http://"+web)
 	if _, errOut, code := pulseOnce(t, "kick", "web-1", "--http", web); code != 1 || !strings.Contains(errOut, "--token-file") {
 		t.Errorf("kick without the token: exit %d, %q", code, errOut)
 	}
 	if out, errOut, code := pulseOnce(t, "kick", "web-1", "--http", web, "--token-file", tokenFile(t, token)); code != 0 {
 		t.Errorf("kick --token-file: exit %d\n%s%s", code, out, errOut)
 	}
+	watch.await(t, "kicked", "web-1")
 	if code := srv.exit(t, syscall.SIGTERM); code != 0 {
 		t.Fatalf("serve exit %d", code)
 	}
