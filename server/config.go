@@ -105,7 +105,7 @@ type Config struct {
 	// Zero means DefaultMaxConnsPerIP (1,000); negative means no limit.
 	MaxConnsPerIP int
 	// MaxBeatRate is how many lines a second a connection may send,
-	// sustained, in bursts of up to max(20, the rate): past it, it gets
+	// sustained, beyond a burst of a minute of them: past it, it gets
 	// "ERR rate_limited" and is closed, its session leaving with the
 	// reason "protocol". A session may send 10 times its granted beat
 	// rate if that is more (20 a second at a 1 s interval, 100 at 100 ms).

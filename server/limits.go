@@ -22,8 +22,9 @@ const (
 	DefaultMaxConnsPerIP = 1000
 	// DefaultMaxBeatRate is the least number of lines a second a
 	// connection may send, sustained, before it is cut with ERR
-	// rate_limited. A session may send 10 × its granted beat rate if that
-	// is more (see Config.MaxBeatRate).
+	// rate_limited, beyond a burst of a minute of them (1,200). A session
+	// may send 10 × its granted beat rate if that is more (see
+	// Config.MaxBeatRate).
 	DefaultMaxBeatRate = 20.0
 	// beatRateFactor: a session may beat this many times as often as its
 	// granted interval says, sustained, before it is rate limited.
@@ -31,6 +32,12 @@ const (
 	// minLineBurst is the least number of lines a connection may send at
 	// once, beyond its sustained rate, before it is rate limited.
 	minLineBurst = 20
+	// lineBurstWindow: a connection may save up this long of lines at its
+	// sustained rate, and send them at once. The beats that a stall of
+	// the server (or a network hold-up) kept unread arrive together, and
+	// must not look like a flood: a minute of them is 60 at a 1 s
+	// interval, far from the 1,200 that 20 a second allow.
+	lineBurstWindow = time.Minute
 	// fdHeadroom is how many file descriptors the default connection
 	// limit leaves for everything else: listeners, the HTTP API and its
 	// clients, log and recording files, the event loop's own, and the
@@ -150,7 +157,10 @@ type refusalLog struct {
 func (l *refusalLog) note(peer string, e *wire.Error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if l.timer != nil || l.stopped {
+	if l.stopped {
+		return // shutting down: the log says so
+	}
+	if l.timer != nil {
 		l.counts[e.Code]++
 		return
 	}
@@ -212,13 +222,14 @@ type lineBudget struct {
 }
 
 // newLineBudget returns the budget of perSecond lines a second, sustained,
-// and bursts of max(20, perSecond) lines; perSecond ≤ 0 means no limit.
+// and bursts of a minute of them (at least 20); perSecond ≤ 0 means no
+// limit.
 func newLineBudget(perSecond float64) lineBudget {
 	if perSecond <= 0 || math.IsInf(perSecond, 1) || math.IsNaN(perSecond) {
 		return lineBudget{}
 	}
 	every := max(int64(float64(time.Second)/perSecond), 1)
-	burst := max(minLineBurst, int64(math.Ceil(perSecond)))
+	burst := max(minLineBurst, int64(math.Ceil(perSecond*lineBurstWindow.Seconds())))
 	return lineBudget{every: every, slack: (burst - 1) * every}
 }
 

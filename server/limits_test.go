@@ -55,17 +55,17 @@ func eventually(t *testing.T, what string, cond func() bool) {
 	}
 }
 
-// TestLineBudget checks the token bucket on integer time: a burst of
-// max(20, rate) lines at once, then one line per 1/rate, and no more.
+// TestLineBudget checks the token bucket on integer time: a burst of a
+// minute of lines at once, then one line per 1/rate, and no more.
 func TestLineBudget(t *testing.T) {
-	b := newLineBudget(20) // 50 ms a line, bursts of 20
-	for i := range 20 {
+	b := newLineBudget(20) // 50 ms a line, bursts of 1,200
+	for i := range 1200 {
 		if !b.allow(0) {
 			t.Fatalf("line %d of the first burst refused", i)
 		}
 	}
 	if b.allow(0) {
-		t.Fatal("line 21 at once allowed")
+		t.Fatal("line 1,201 at once allowed")
 	}
 	ms := int64(time.Millisecond)
 	if b.allow(49*ms) || !b.allow(50*ms) || b.allow(50*ms) {
@@ -80,7 +80,7 @@ func TestLineBudget(t *testing.T) {
 	}
 	// Quiet time refills the bucket, up to the burst and no more.
 	now := int64(100_000*50*ms) + int64(time.Hour)
-	for i := range 20 {
+	for i := range 1200 {
 		if !b.allow(now) {
 			t.Fatalf("line %d after an hour's quiet refused", i)
 		}
@@ -88,15 +88,21 @@ func TestLineBudget(t *testing.T) {
 	if b.allow(now) {
 		t.Fatal("an hour's quiet saved more than a burst")
 	}
-	// A faster rate has a bigger burst; none means no limit.
-	b = newLineBudget(100)
-	for i := range 100 {
-		if !b.allow(0) {
-			t.Fatalf("line %d of a 100/s burst refused", i)
+	// A faster rate has a bigger burst, a slow one at least 20; none
+	// means no limit.
+	for _, tt := range []struct {
+		rate  float64
+		burst int
+	}{{100, 6000}, {0.1, 20}} {
+		b = newLineBudget(tt.rate)
+		for i := range tt.burst {
+			if !b.allow(0) {
+				t.Fatalf("line %d of a burst at %v a second refused", i, tt.rate)
+			}
 		}
-	}
-	if b.allow(0) {
-		t.Fatal("line 101 at once allowed at 100/s")
+		if b.allow(0) {
+			t.Fatalf("line %d at once allowed at %v a second", tt.burst+1, tt.rate)
+		}
 	}
 	none := newLineBudget(0)
 	for range 1000 {
@@ -132,11 +138,12 @@ func TestLineRate(t *testing.T) {
 	}
 }
 
-// TestRateLimitOnFakeTime: over ten minutes of fake time, a client that
-// beats every interval, and another that beats ten times as often (the
-// most it may), are never limited; a third that beats 21 times a second
-// sustained is told "ERR rate_limited" after exactly the second its burst
-// lasts, and its session leaves with the reason "protocol".
+// TestRateLimitOnFakeTime: over nine minutes of fake time, a client that
+// beats every interval, another that beats 20 times a second (the most it
+// may), and a third that sends a minute of beats at once (a backlog after
+// a stall) are never limited; a fourth that beats 40 times a second is told
+// "ERR rate_limited" once it has used up its burst of a minute of lines,
+// and its session leaves with the reason "protocol".
 func TestRateLimitOnFakeTime(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		obs := &rejections{}
@@ -171,34 +178,54 @@ func TestRateLimitOnFakeTime(t *testing.T) {
 		}
 		start := time.Now()
 		_, steady := beater("steady", time.Second, 600)
-		_, eager := beater("eager", 50*time.Millisecond, 12_000) // 20 a second for 10 minutes
-		flood, _ := beater("flood", 25*time.Millisecond, 1000)   // 40 a second
+		_, eager := beater("eager", 50*time.Millisecond, 12_000) // 20 a second, for longer than the test
+		flood, _ := beater("flood", 25*time.Millisecond, 10_000) // 40 a second
+		backlog, err := ln.Dial()
+		if err != nil {
+			t.Fatal(err)
+		}
+		fmt.Fprintf(backlog, "HELLO backlog {\"ack\":false}\n")
+		go func() {
+			_, _ = bufio.NewReader(backlog).ReadString('\n') // WELCOME
+			for i := range 9 * 60 {
+				beats := "BEAT\n"
+				if i == 60 {
+					beats = strings.Repeat(beats, 60) // a minute of beats that a stall held up
+				}
+				if _, err := io.WriteString(backlog, beats); err != nil {
+					return
+				}
+				time.Sleep(time.Second)
+			}
+		}()
 		line, err := flood.ReadString('\n')
 		if !strings.HasPrefix(line, "ERR rate_limited ") {
 			t.Fatalf("the flood got %q, %v; want ERR rate_limited", line, err)
 		}
-		// The burst of 20 lasts while 40 lines a second outrun the 20
-		// allowed: the 38th line (HELLO and 37 beats) is one too many,
-		// 37 × 25 ms after the first.
-		if d := time.Since(start); d != 37*25*time.Millisecond {
-			t.Fatalf("the flood was limited after %v, want after its 1 s burst", d)
+		// The burst of 1,200 lasts while 40 lines a second outrun the
+		// 20 allowed: tat − now = 50 ms × n − 25 ms × (n − 1) passes the
+		// slack of 1,199 × 50 ms at line n = 2,398 (HELLO and 2,397
+		// beats), 2,397 × 25 ms after the first.
+		if d := time.Since(start); d != 2397*25*time.Millisecond {
+			t.Fatalf("the flood was limited after %v, want after its burst", d)
 		}
 		if _, err := flood.ReadString('\n'); !errors.Is(err, io.EOF) {
 			t.Fatalf("after ERR rate_limited: %v, want EOF", err)
 		}
-		time.Sleep(10 * time.Minute)
-		for _, nc := range []net.Conn{steady, eager} {
+		time.Sleep(start.Add(9*time.Minute - time.Millisecond).Sub(time.Now()))
+		for _, nc := range []net.Conn{steady, eager, backlog} {
 			io.WriteString(nc, "BYE\n")
 		}
 		synctest.Wait()
 		srv.Close()
+		time.Sleep(2 * time.Second) // for the beaters to find their connections closed
 		left := map[string]string{}
 		for ev := range sub.C() {
 			if ev.Kind.Ends() {
 				left[ev.Session.Name] = ev.Reason
 			}
 		}
-		if want := map[string]string{"flood": pulse.ReasonProtocol, "steady": pulse.ReasonBye, "eager": pulse.ReasonBye}; fmt.Sprint(left) != fmt.Sprint(want) {
+		if want := map[string]string{"flood": pulse.ReasonProtocol, "steady": pulse.ReasonBye, "eager": pulse.ReasonBye, "backlog": pulse.ReasonBye}; fmt.Sprint(left) != fmt.Sprint(want) {
 			t.Fatalf("sessions ended %v, want %v", left, want)
 		}
 		if n := obs.count(wire.CodeRateLimited); n != 1 {
@@ -517,6 +544,7 @@ func TestRefusalsLoggedOncePerSecond(t *testing.T) {
 		time.Sleep(5 * time.Second) // quiet: the next refusal is logged at once
 		l.note("peer", e)
 		l.stop()
+		l.note("peer", e) // after the server stopped: nothing
 		h.mu.Lock()
 		defer h.mu.Unlock()
 		if h.n["connection refused"] != 2 || h.n["connections refused"] != 3 {

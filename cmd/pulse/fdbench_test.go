@@ -99,8 +99,7 @@ func TestFdbenchText(t *testing.T) {
 // session with its 41 arrivals.
 func TestRecordAndReplay(t *testing.T) {
 	file := filepath.Join(t.TempDir(), "arrivals.bin")
-	// The client beats as fast as the ACKs come back: no rate limit.
-	srv := start(t, "serve", "--listen", "127.0.0.1:0", "--detector", "chen", "--record-arrivals", file, "--max-beat-rate", "0")
+	srv := start(t, "serve", "--listen", "127.0.0.1:0", "--detector", "chen", "--record-arrivals", file)
 	srv.await(t, "recording arrivals", map[string]any{"file": file})
 	addr := srv.await(t, "listening", map[string]any{"detector": "chen"})["addr"].(string)
 	nc, err := net.Dial("tcp", addr)

@@ -101,7 +101,7 @@ func (c *serveCommand) Run(ctx context.Context, args []string) error {
 		shutdownTimeout = fs.duration("shutdown-timeout", 10*time.Second, "on SIGINT or SIGTERM, time to say BYE and drain before closing what remains")
 		maxConns        = fs.int("max-conns", 0, "most connections held open at once; past it a client gets ERR too_many_connections; 0 for the default, -1 for no limit")
 		maxConnsPerIP   = fs.int("max-conns-per-ip", server.DefaultMaxConnsPerIP, "most connections one client IP address may hold open; 0 for no limit")
-		maxBeatRate     = fs.int("max-beat-rate", int(server.DefaultMaxBeatRate), "lines a second a connection may send, sustained (a session may send 10 × its beat rate if more), in bursts of as many; past it ERR rate_limited; 0 for no limit")
+		maxBeatRate     = fs.int("max-beat-rate", int(server.DefaultMaxBeatRate), "lines a second a connection may send, sustained (a session may send 10 × its beat rate if more), beyond a burst of a minute of them; past it ERR rate_limited; 0 for no limit")
 		apiTokenFile    = fs.String("api-token-file", "", "`file` holding the token that every HTTP request but /healthz and the dashboard's files must send as Authorization: Bearer <token>")
 		insecureHTTP    = fs.bool("insecure-http", false, "serve the HTTP API on an address other than loopback without --api-token-file: anyone who reaches it may list and kick sessions")
 		logs            logFlags
