@@ -42,8 +42,9 @@ func (l *requestLog) wrap(h http.Handler) http.Handler {
 }
 
 // TestDashboardWithToken opens the dashboard of an API that wants a token
-// in a real headless Chromium: the page asks for the token once, the test
-// types it in, and the page shows the sessions and then live events from
+// in a real headless Chromium: the page asks for the token, the test types
+// a wrong one, the page asks again, the test types the token, and the page
+// shows the sessions and then live events from
 // the stream, which it reads with the token; when the stream is cut, it
 // resumes with Last-Event-ID and misses nothing; a reload of the tab asks
 // no more. The token never appears in a URL.
@@ -95,15 +96,21 @@ func TestDashboardWithToken(t *testing.T) {
 	asked := make(chan string, 10)
 	dialogs := chromedp.Events(tab.ctx, page.JavascriptDialogOpening)
 	go func() {
+		n := 0
 		for ev, err := range dialogs {
 			if err != nil {
 				return
 			}
 			asked <- ev.Message
+			// A typo first, then the token.
+			answer := token
+			if n++; n == 1 {
+				answer = "a-typo-" + token
+			}
 			// Answer from another goroutine than the one receiving events.
 			go func() {
 				_ = chromedp.Do(tab.ctx, chromedp.Func(func(ctx context.Context, tg *chromedp.Target) error {
-					_, err := cdp.Call(ctx, tg, page.HandleJavaScriptDialog, page.HandleJavaScriptDialogParams{Accept: true, PromptText: token})
+					_, err := cdp.Call(ctx, tg, page.HandleJavaScriptDialog, page.HandleJavaScriptDialogParams{Accept: true, PromptText: answer})
 					return err
 				}))
 			}()
@@ -111,13 +118,15 @@ func TestDashboardWithToken(t *testing.T) {
 	}()
 
 	tab.do(chromedp.Navigate(hs.URL + "/"))
-	select {
-	case msg := <-asked:
-		if !strings.Contains(msg, "API token") {
-			t.Errorf("the prompt says %q", msg)
+	for _, want := range []string{"wants its API token", "That token was not accepted"} {
+		select {
+		case msg := <-asked:
+			if !strings.Contains(msg, want) {
+				t.Errorf("the prompt says %q, want %q", msg, want)
+			}
+		case <-time.After(browserPatience):
+			t.Fatalf("the page never asked for the token (%q); it shows:\n%s", want, tab.describe())
 		}
-	case <-time.After(browserPatience):
-		t.Fatalf("the page never asked for the token; it shows:\n%s", tab.describe())
 	}
 	tab.waitFor("the stream is live and db-1 is listed",
 		`document.querySelector('#conn[data-status="live"]') && document.querySelector('tr[data-name="db-1"][data-state="alive"]')`)
