@@ -10,10 +10,14 @@
 //	GET    /metrics              Prometheus metrics
 //	GET    /                     the dashboard
 //
+// With Config.Token set, every endpoint but /healthz and the dashboard's
+// static files wants "Authorization: Bearer <token>".
+//
 // docs/api.md documents every answer. Client is the Go client of the API.
 package httpapi
 
 import (
+	"crypto/sha256"
 	"errors"
 	"log/slog"
 	"net/http"
@@ -66,13 +70,19 @@ type Config struct {
 	KeepAlive time.Duration
 	// Logger receives the API's log. Nil means slog.Default().
 	Logger *slog.Logger
+	// Token, if set, is the bearer token that every request but GET
+	// /healthz and the dashboard's static files must carry, as
+	// "Authorization: Bearer <token>"; others are answered 401. Empty
+	// means none is asked for.
+	Token string
 }
 
 // API serves the HTTP API of one session table. It is an http.Handler.
 type API struct {
-	cfg Config
-	hub *hub
-	mux *http.ServeMux
+	cfg   Config
+	hub   *hub
+	mux   *http.ServeMux
+	token []byte // SHA-256 of cfg.Token; nil if none
 }
 
 // New returns an API over cfg.Source. It follows the source's events from
@@ -94,6 +104,10 @@ func New(cfg Config) (*API, error) {
 		cfg.Logger = slog.Default()
 	}
 	a := &API{cfg: cfg, hub: newHub(cfg.Source, cfg.History, cfg.Logger)}
+	if cfg.Token != "" {
+		sum := sha256.Sum256([]byte(cfg.Token))
+		a.token = sum[:]
+	}
 	mux := http.NewServeMux()
 	mux.HandleFunc("/v1/sessions", a.sessions)
 	mux.HandleFunc("/v1/sessions/{name}", a.session)
@@ -108,8 +122,12 @@ func New(cfg Config) (*API, error) {
 	return a, nil
 }
 
-// ServeHTTP serves the API.
-func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request) { a.mux.ServeHTTP(w, r) }
+// ServeHTTP serves the API, to requests that carry the token if one is set.
+func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if a.authorize(w, r) {
+		a.mux.ServeHTTP(w, r)
+	}
+}
 
 // Close ends every event stream, once it has sent the events already
 // declared, and stops following the source. Call it before

@@ -24,8 +24,20 @@ var ErrUnreachable = errors.New("cannot reach the pulse HTTP API")
 // *Error for an error answer of the API, and an error wrapping
 // ErrUnreachable when there was no answer.
 type Client struct {
-	base *url.URL
-	hc   *http.Client
+	base  *url.URL
+	hc    *http.Client
+	token string // sent as a bearer token, if set
+}
+
+// SetToken makes the client send token as "Authorization: Bearer <token>"
+// with every request; "" sends none. Call it before the client is used.
+func (c *Client) SetToken(token string) { c.token = token }
+
+// authorize adds the bearer token, if any, to req.
+func (c *Client) authorize(req *http.Request) {
+	if c.token != "" {
+		req.Header.Set("Authorization", "Bearer "+c.token)
+	}
 }
 
 // NewClient returns a client of the API at addr: "host:port" or a URL such
@@ -138,6 +150,7 @@ func (c *Client) do(ctx context.Context, method, path string, q url.Values, out 
 		return fmt.Errorf("httpapi: %w", err)
 	}
 	req.Header.Set("Accept", "application/json")
+	c.authorize(req)
 	resp, err := c.hc.Do(req)
 	if err != nil {
 		return c.unreachable(ctx, err)
@@ -202,6 +215,7 @@ func (c *Client) Events(ctx context.Context, lastID string, fn func(Message) err
 		return fmt.Errorf("httpapi: %w", err)
 	}
 	req.Header.Set("Accept", "text/event-stream")
+	c.authorize(req)
 	if lastID != "" {
 		req.Header.Set("Last-Event-ID", lastID)
 	}

@@ -1,6 +1,7 @@
 // Package metrics measures a pulse server for Prometheus: sessions by
 // state, beats, session events by kind and reason, how late deaths are
-// declared, round-trip times, connections rejected by ERR code, and the
+// declared, round-trip times, connections rejected by ERR code (limits
+// included), connections open and their limit, and the
 // stalls of the server itself.
 //
 // A Metrics is the server's Observer; register it once the server exists:
@@ -76,7 +77,7 @@ func New() *Metrics {
 		}, []string{"kind"}),
 		rejected: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "pulse_connections_rejected_total",
-			Help: "Connections the server ended with ERR <code>: refused at HELLO, cut for a protocol error, or ended by the server (timeout, replaced, kicked, shutdown).",
+			Help: "Connections the server ended with ERR <code>: refused at HELLO, cut for a protocol error, refused or cut by a limit (too_many_connections, rate_limited, slow_consumer, counted even when the client could not be told), or ended by the server (timeout, replaced, kicked, shutdown).",
 		}, []string{"code"}),
 		authFailures: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "pulse_auth_failures_total",
@@ -109,8 +110,17 @@ type SessionCounter interface {
 	Counts() registry.Counts
 }
 
+// ConnectionCounter tells how many connections are open and how many may
+// be; a *server.Server is one.
+type ConnectionCounter interface {
+	Connections() int
+	MaxConns() int
+}
+
 // Register registers the metrics with reg, together with the gauge of
-// sessions by state that sessions answers at each scrape.
+// sessions by state that sessions answers at each scrape, and, if
+// sessions is also a ConnectionCounter, the gauges of open connections
+// and of their limit.
 func (m *Metrics) Register(reg prometheus.Registerer, sessions SessionCounter) error {
 	if sessions == nil {
 		return errors.New("metrics: Register needs a SessionCounter")
@@ -123,6 +133,17 @@ func (m *Metrics) Register(reg prometheus.Registerer, sessions SessionCounter) e
 			Help:        "Always 1; the version label says which pulse is running.",
 			ConstLabels: prometheus.Labels{"version": pulse.Version},
 		}, func() float64 { return 1 }),
+	}
+	if cc, ok := sessions.(ConnectionCounter); ok {
+		cs = append(cs,
+			prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+				Name: "pulse_connections",
+				Help: "Connections open, registered or not.",
+			}, func() float64 { return float64(cc.Connections()) }),
+			prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+				Name: "pulse_connections_max",
+				Help: "The most connections the server holds open (--max-conns); 0 for no limit.",
+			}, func() float64 { return float64(max(cc.MaxConns(), 0)) }))
 	}
 	for _, c := range cs {
 		if err := reg.Register(c); err != nil {

@@ -43,7 +43,7 @@ func TestMetrics(t *testing.T) {
 # HELP pulse_beats_total Heartbeats received from registered sessions.
 # TYPE pulse_beats_total counter
 pulse_beats_total 3
-# HELP pulse_connections_rejected_total Connections the server ended with ERR <code>: refused at HELLO, cut for a protocol error, or ended by the server (timeout, replaced, kicked, shutdown).
+# HELP pulse_connections_rejected_total Connections the server ended with ERR <code>: refused at HELLO, cut for a protocol error, refused or cut by a limit (too_many_connections, rate_limited, slow_consumer, counted even when the client could not be told), or ended by the server (timeout, replaced, kicked, shutdown).
 # TYPE pulse_connections_rejected_total counter
 pulse_connections_rejected_total{code="bad_command"} 2
 pulse_connections_rejected_total{code="kicked"} 1
@@ -125,5 +125,40 @@ func TestRegisterTwiceFails(t *testing.T) {
 	}
 	if err := New().Register(prometheus.NewRegistry(), nil); err == nil {
 		t.Fatal("Register without a session counter succeeded")
+	}
+}
+
+// conns is a session counter that also counts connections.
+type conns struct {
+	counts
+	open, limit int
+}
+
+func (c conns) Connections() int { return c.open }
+func (c conns) MaxConns() int    { return c.limit }
+
+// TestConnectionGauges: a server that counts its connections gets the
+// gauges of open connections and of their limit; no limit shows as 0.
+func TestConnectionGauges(t *testing.T) {
+	for _, tt := range []struct {
+		limit int
+		want  string
+	}{{20_000, "20000"}, {-1, "0"}} {
+		m := New()
+		reg := prometheus.NewPedanticRegistry()
+		if err := m.Register(reg, conns{open: 42, limit: tt.limit}); err != nil {
+			t.Fatal(err)
+		}
+		m.Rejected(wire.CodeTooManyConnections)
+		want := `
+# HELP pulse_connections Connections open, registered or not.
+# TYPE pulse_connections gauge
+pulse_connections 42
+# HELP pulse_connections_max The most connections the server holds open (--max-conns); 0 for no limit.
+# TYPE pulse_connections_max gauge
+pulse_connections_max ` + tt.want + "\n"
+		if err := testutil.GatherAndCompare(reg, strings.NewReader(want), "pulse_connections", "pulse_connections_max"); err != nil {
+			t.Fatal(err)
+		}
 	}
 }

@@ -388,7 +388,11 @@ func TestTLSHandshakeDeadline(t *testing.T) {
 	p := newPKI(t, false)
 	obs := &authCounter{}
 	const helloTimeout = 300 * time.Millisecond
-	ts := startServerWith(t, Config{Timing: fast, HelloTimeout: helloTimeout, Observer: obs}, p.wrap)
+	// A slower beat than fast: the healthy session must show no event
+	// while the test runs, and its TLS client may run late on a loaded
+	// machine.
+	steady := pulse.Timing{Interval: 200 * time.Millisecond, Misses: 5}
+	ts := startServerWith(t, Config{Timing: steady, HelloTimeout: helloTimeout, Observer: obs}, p.wrap)
 	ctx, cancel := context.WithTimeout(context.Background(), patience)
 	defer cancel()
 	cl, err := pulseclient.Dial(ctx, ts.addr, "healthy", pulseclient.WithTLS(p.clientConfig()))

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"time"
 
 	"github.com/pulsehq/pulse"
@@ -98,6 +99,21 @@ type Config struct {
 	// Authenticator, if set, decides whether each HELLO may register its
 	// name (see Authenticator); nil lets every valid name register.
 	Authenticator Authenticator
+	// MaxConns is how many connections the server holds open at once,
+	// registered or not; one more is told "ERR too_many_connections" and
+	// closed without a byte read. Zero means DefaultMaxConns() (the file
+	// descriptor limit less a headroom); negative means no limit.
+	MaxConns int
+	// MaxConnsPerIP is how many of them one client IP address may hold.
+	// Zero means DefaultMaxConnsPerIP (1,000); negative means no limit.
+	MaxConnsPerIP int
+	// MaxBeatRate is how many lines a second a connection may send,
+	// sustained, beyond a burst of a minute of them: past it, it gets
+	// "ERR rate_limited" and is closed, its session leaving with the
+	// reason "protocol". A session may send 10 times its granted beat
+	// rate if that is more (20 a second at a 1 s interval, 100 at 100 ms).
+	// Zero means DefaultMaxBeatRate (20); negative means no limit.
+	MaxBeatRate float64
 
 	// beforePoll, in tests, runs in the event loop's goroutine before each
 	// poll.
@@ -149,6 +165,9 @@ func (c Config) Validate() error {
 	default:
 		return fmt.Errorf("%w: transport %q: want %q, %q or empty for automatic", ErrInvalidConfig, c.Transport, TransportEventLoop, TransportGoroutines)
 	}
+	if math.IsNaN(c.MaxBeatRate) || math.IsInf(c.MaxBeatRate, 0) {
+		return fmt.Errorf("%w: the beat rate limit must be a number, got %v", ErrInvalidConfig, c.MaxBeatRate)
+	}
 	if c.MinInterval < 0 || c.MaxInterval < 0 {
 		return fmt.Errorf("%w: interval bounds must not be negative, got %v and %v", ErrInvalidConfig, c.MinInterval, c.MaxInterval)
 	}
@@ -199,6 +218,15 @@ func (c *Config) fillDefaults() {
 	}
 	if c.WriteTimeout == 0 {
 		c.WriteTimeout = DefaultWriteTimeout
+	}
+	if c.MaxConns == 0 {
+		c.MaxConns = DefaultMaxConns()
+	}
+	if c.MaxConnsPerIP == 0 {
+		c.MaxConnsPerIP = DefaultMaxConnsPerIP
+	}
+	if c.MaxBeatRate == 0 {
+		c.MaxBeatRate = DefaultMaxBeatRate
 	}
 	if c.Policy == nil {
 		c.Policy = detect.NewFixed(c.Timing)

@@ -1,6 +1,7 @@
 package server
 
 import (
+	"bytes"
 	"crypto/tls"
 	"errors"
 	"io"
@@ -49,7 +50,7 @@ var aLongTimeAgo = time.Unix(1, 0)
 
 func newConn(srv *Server, nc net.Conn) *conn {
 	c := &conn{srv: srv, nc: nc, lines: wire.NewReader(nc)}
-	c.proto = protocol{srv: srv, peer: nc.RemoteAddr().String(), link: c}
+	c.proto = newProtocol(srv, nc.RemoteAddr().String(), c)
 	return c
 }
 
@@ -119,28 +120,54 @@ func (c *conn) serve() {
 			return
 		}
 		// Answer a burst of lines with one write.
-		if !c.lines.Ready() && !c.write() {
-			if e := c.ending.Load(); e != nil {
-				c.finish(e) // the server closed the connection under us
-				return
-			}
-			c.proto.leave(pulse.ReasonError, "write: client does not read (slow consumer) or is gone")
-			c.nc.Close()
+		if c.lines.Ready() {
+			continue
+		}
+		if err := c.write(); err != nil {
+			c.writeFailed(err)
 			return
 		}
 	}
 }
 
-// write sends what is pending and reports whether it all went. A write
-// that stays blocked for the write timeout, the client not reading, fails.
-func (c *conn) write() bool {
+// write sends what is pending. A write that stays blocked for the write
+// timeout, the client not reading, fails with a timeout; then what is
+// left pending is the rest of the line it stopped in, if any, so that a
+// line after it arrives whole.
+func (c *conn) write() error {
 	if len(c.out) == 0 {
-		return true
+		return nil
 	}
 	_ = c.nc.SetWriteDeadline(time.Now().Add(c.srv.cfg.WriteTimeout))
-	_, err := c.nc.Write(c.out)
+	n, err := c.nc.Write(c.out)
+	if err != nil && n > 0 && c.out[n-1] != '\n' {
+		rest := c.out[n:]
+		c.out = append(c.out[:0], rest[:bytes.IndexByte(rest, '\n')+1]...)
+		return err
+	}
 	c.out = c.out[:0]
-	return err == nil
+	return err
+}
+
+// writeFailed ends the connection after a failed write. A client that did
+// not read for the write timeout is a slow consumer: it is told so if the
+// line can still reach it whole (after the lines it has not read, within
+// a moment), and closed.
+func (c *conn) writeFailed(err error) {
+	if e := c.ending.Load(); e != nil {
+		c.finish(e) // the server closed the connection under us
+		return
+	}
+	var ne net.Error
+	if !errors.As(err, &ne) || !ne.Timeout() {
+		c.proto.leave(pulse.ReasonError, "write: "+errorText(err))
+		c.nc.Close()
+		return
+	}
+	c.srv.cfg.Observer.Rejected(wire.CodeSlowConsumer)
+	c.proto.leave(pulse.ReasonError, errSlowConsumer.Error())
+	c.out = wire.AppendErr(c.out, errSlowConsumer.Code, errSlowConsumer.Message)
+	c.close()
 }
 
 // readFailed ends the connection after a failed read.
@@ -203,8 +230,11 @@ func (c *conn) close() {
 		c.nc.Close()
 		return
 	}
+	// Until the deadline, as the event loop drains: a client that sent
+	// more than a buffer's worth (a slow consumer's backlog of beats)
+	// would otherwise get a reset that destroys the line.
 	_ = c.nc.SetReadDeadline(time.Now().Add(lingerTimeout))
-	_, _ = io.CopyN(io.Discard, c.nc, 64<<10)
+	_, _ = io.Copy(io.Discard, c.nc)
 	c.nc.Close()
 }
 

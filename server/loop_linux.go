@@ -3,9 +3,11 @@
 package server
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"net"
+	"net/netip"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -129,6 +131,7 @@ type loopConn struct {
 	writeDeadline int64 // while replies wait for the client to read: when it is cut
 	lingerUntil   int64 // while lingering: when the connection is closed anyway
 	writing       bool  // EPOLLOUT is asked for
+	midLine       bool  // the last write stopped inside a line
 
 	// set from outside: how the connection is to end
 	ending atomic.Pointer[ending]
@@ -180,7 +183,7 @@ func (l *eventLoop) now() int64 { return int64(time.Since(l.start)) }
 // the loop, the connection is tracked by the server, and nc is closed. On
 // error nc is left as it was, and ErrServerClosed means the server is
 // shutting down.
-func (l *eventLoop) add(nc net.Conn) error {
+func (l *eventLoop) add(nc net.Conn, ip netip.Addr) error {
 	sc, ok := nc.(syscall.Conn)
 	if !ok {
 		return errors.New("not a socket")
@@ -204,9 +207,9 @@ func (l *eventLoop) add(nc net.Conn) error {
 		return fmt.Errorf("set non-blocking: %w", err)
 	}
 	c := &loopConn{loop: l, fd: fd}
-	c.proto = protocol{srv: l.srv, peer: nc.RemoteAddr().String(), link: c}
+	c.proto = newProtocol(l.srv, nc.RemoteAddr().String(), c)
 	c.helloDeadline = l.now() + int64(l.srv.cfg.HelloTimeout)
-	if !l.srv.trackConn(c) {
+	if !l.srv.trackConn(c, ip) {
 		unix.Close(fd)
 		return ErrServerClosed
 	}
@@ -218,7 +221,7 @@ func (l *eventLoop) add(nc net.Conn) error {
 		l.conns.set(fd, nil)
 		l.mu.Unlock()
 		unix.Close(fd)
-		l.srv.forget(c)
+		l.srv.untrackConn(c) // nc is still open, for a goroutine to take
 		return fmt.Errorf("epoll_ctl: %w", err)
 	}
 	nc.Close()   // the duplicate keeps the socket open
@@ -462,6 +465,9 @@ func (l *eventLoop) flush(c *loopConn) {
 			l.closeNow(c)
 			return
 		}
+		if n > 0 {
+			c.midLine = c.out[n-1] != '\n'
+		}
 		c.out = c.out[max(n, 0):]
 	}
 	if len(c.out) == 0 {
@@ -508,9 +514,21 @@ func (l *eventLoop) wantWrite(c *loopConn, on bool) {
 	}
 }
 
+// slowConsumer cuts a client that left more than loopMaxPending unread, or
+// left replies unread for the write timeout. The replies it has not read
+// are dropped, but for the rest of a line the kernel took a part of; then
+// "ERR slow_consumer" follows, and reaches the client if it reads within
+// the linger timeout.
 func (l *eventLoop) slowConsumer(c *loopConn) {
-	c.proto.leave(pulse.ReasonError, "write: client does not read (slow consumer) or is gone")
-	l.closeNow(c)
+	l.srv.cfg.Observer.Rejected(wire.CodeSlowConsumer)
+	c.proto.leave(pulse.ReasonError, errSlowConsumer.Error())
+	keep := 0
+	if c.midLine {
+		keep = bytes.IndexByte(c.out, '\n') + 1
+	}
+	c.out = wire.AppendErr(slices.Clone(c.out[:keep]), errSlowConsumer.Code, errSlowConsumer.Message)
+	c.writeDeadline = 0
+	l.linger(c)
 }
 
 // linger sends c's last words, then half-closes it and drains what the

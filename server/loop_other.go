@@ -5,6 +5,7 @@ package server
 import (
 	"errors"
 	"net"
+	"net/netip"
 )
 
 // eventLoopSupported reports whether this platform has the event loop.
@@ -17,8 +18,8 @@ func newEventLoop(*Server) (*eventLoop, error) {
 	return nil, errors.New("the event loop needs Linux")
 }
 
-func (*eventLoop) add(net.Conn) error { return errors.New("no event loop") }
-func (*eventLoop) close()             {}
+func (*eventLoop) add(net.Conn, netip.Addr) error { return errors.New("no event loop") }
+func (*eventLoop) close()                         {}
 
 // catchUp has nothing to wait for.
 func (*eventLoop) catchUp(done func()) { done() }

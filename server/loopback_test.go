@@ -395,6 +395,7 @@ func TestEndlessLine(t *testing.T) {
 		}
 	}()
 	c.hear(t, "ERR line_too_long")
+	c.closed(t)
 }
 
 func TestShutdownSaysBye(t *testing.T) {
@@ -551,7 +552,7 @@ func TestClientChoosesItsInterval(t *testing.T) {
 // ACKs fills its socket buffers; the server cuts it after the write
 // timeout, and a healthy session beside it is not held up.
 func TestSlowConsumerIsCut(t *testing.T) {
-	ts := startServer(t, Config{WriteTimeout: 200 * time.Millisecond})
+	ts := startServer(t, Config{WriteTimeout: 200 * time.Millisecond, MaxBeatRate: -1}) // a hog beats as fast as it can
 	healthy := ts.dial(t)
 	healthy.register(t, ts, "healthy")
 
@@ -597,7 +598,7 @@ func (l smallSendBuffers) Accept() (net.Conn, error) {
 // could not take wait for the client, and are neither lost nor mixed with
 // other connections' replies.
 func TestBackedUpRepliesArriveWhole(t *testing.T) {
-	ts := startServerWith(t, Config{WriteTimeout: patience}, func(ln net.Listener) net.Listener { return smallSendBuffers{ln} })
+	ts := startServerWith(t, Config{WriteTimeout: patience, MaxBeatRate: -1}, func(ln net.Listener) net.Listener { return smallSendBuffers{ln} })
 	other := ts.dial(t)
 	other.register(t, ts, "other")
 	c := ts.dial(t)

@@ -21,9 +21,15 @@ type protocol struct {
 	session *registry.Handle // nil until HELLO is accepted
 	ack     bool
 	rec     uint64 // the session's number in the arrival recording, if any
+	budget  lineBudget
 	// peerCerts is the verified certificate chain of a TLS client, for
 	// the Authenticator; nil otherwise.
 	peerCerts []*x509.Certificate
+}
+
+// newProtocol returns the protocol state of a new connection from peer.
+func newProtocol(srv *Server, peer string, link registry.Link) protocol {
+	return protocol{srv: srv, peer: peer, link: link, budget: newLineBudget(srv.cfg.lineRate(0))}
 }
 
 // outcome says what the transport does after writing a line's reply.
@@ -39,6 +45,9 @@ const (
 // the protocol gets ERR and a close; if the session was registered, it
 // leaves with the reason "protocol".
 func (p *protocol) onLine(line []byte, out []byte) ([]byte, outcome) {
+	if !p.budget.allow(int64(time.Since(p.srv.epoch))) {
+		return p.reject(out, errRateLimited(p.srv.cfg.lineRate(p.interval())))
+	}
 	m, err := wire.Parse(line)
 	if err != nil {
 		var we *wire.Error
@@ -93,6 +102,7 @@ func (p *protocol) hello(m wire.Message, out []byte) ([]byte, outcome) {
 		return p.reject(out, &wire.Error{Code: wire.CodeInternal, Message: err.Error()})
 	}
 	p.session, p.ack = h, m.Hello.WantsAck()
+	p.budget.resize(cfg.lineRate(h.Interval()))
 	if r := p.srv.cfg.ArrivalRecorder; r != nil {
 		p.rec = r.Joined(h.ID(), h.Name(), h.Interval())
 	}
@@ -121,6 +131,14 @@ func (p *protocol) reject(out []byte, e *wire.Error) ([]byte, outcome) {
 		p.srv.log.Info("connection rejected", "peer", p.peer, "code", string(e.Code), "error", e.Message)
 	}
 	return wire.AppendErr(out, e.Code, e.Message), closeConn
+}
+
+// interval is the session's granted interval, zero before HELLO.
+func (p *protocol) interval() time.Duration {
+	if p.session == nil {
+		return 0
+	}
+	return p.session.Interval()
 }
 
 // registered reports whether HELLO was accepted.

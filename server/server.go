@@ -20,6 +20,7 @@ import (
 	"log/slog"
 	"maps"
 	"net"
+	"net/netip"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -38,12 +39,17 @@ type Server struct {
 	log *slog.Logger
 	reg *registry.Registry
 
+	epoch    time.Time // lines are timed in nanoseconds since, for the rate limit
+	refusals refusalLog
+
 	shuttingDown atomic.Bool
 	done         chan struct{} // closed when shutting down
 
 	mu        sync.Mutex
 	listeners map[net.Listener]struct{}
-	conns     map[tracked]struct{}
+	conns     map[tracked]netip.Addr // and the address its limit counts
+	open      int                    // connections admitted and not yet closed
+	perIP     map[netip.Addr]int     // of them, by client address
 	connsWG   sync.WaitGroup
 	loop      *eventLoop // started by the first Serve that uses it
 	loopErr   error      // why it could not start
@@ -70,7 +76,10 @@ func New(cfg Config) (*Server, error) {
 		log:       cfg.Logger,
 		done:      make(chan struct{}),
 		listeners: make(map[net.Listener]struct{}),
-		conns:     make(map[tracked]struct{}),
+		conns:     make(map[tracked]netip.Addr),
+		perIP:     make(map[netip.Addr]int),
+		epoch:     time.Now(),
+		refusals:  refusalLog{log: cfg.Logger},
 	}
 	reg, err := registry.New(registry.Config{
 		Policy:   cfg.Policy,
@@ -107,7 +116,10 @@ func (s *Server) ListenAndServe(addr string) error {
 // Serve accepts connections on ln and serves each in its own goroutine. It
 // returns ErrServerClosed after Shutdown or Close, or the listener's error.
 // Serve closes ln when it returns. A failing accept (such as running out of
-// file descriptors) is retried after a pause that grows up to a second.
+// file descriptors) is retried after a pause that doubles from 5 ms up to
+// a second, and is reset by the next accept that succeeds. A connection
+// past Config.MaxConns or Config.MaxConnsPerIP is told "ERR
+// too_many_connections" and closed without being read.
 func (s *Server) Serve(ln net.Listener) error {
 	if !s.track(ln) {
 		ln.Close()
@@ -138,22 +150,39 @@ func (s *Server) Serve(ln net.Listener) error {
 			return fmt.Errorf("pulse: accept: %w", err)
 		}
 		pause = 0
-		if loop := s.eventLoopFor(nc); loop != nil {
-			err := loop.add(nc)
-			if err == nil {
-				continue
-			}
-			if !errors.Is(err, ErrServerClosed) {
-				s.log.Warn("event loop cannot take a connection; it gets a goroutine", "peer", nc.RemoteAddr().String(), "error", err)
-			}
-		}
-		c := newConn(s, nc)
-		if !s.trackConn(c) {
-			c.finish(endShutdown)
-			continue
-		}
-		go c.serve()
+		s.handle(nc)
 	}
+}
+
+// handle admits an accepted connection and hands it to its transport, or
+// refuses it.
+func (s *Server) handle(nc net.Conn) {
+	ip := peerIP(nc)
+	s.mu.Lock()
+	refused := s.admit(ip)
+	s.mu.Unlock()
+	if refused != nil {
+		s.refuse(nc, refused)
+		return
+	}
+	if loop := s.eventLoopFor(nc); loop != nil {
+		err := loop.add(nc, ip)
+		if err == nil {
+			return
+		}
+		if !errors.Is(err, ErrServerClosed) {
+			s.log.Warn("event loop cannot take a connection; it gets a goroutine", "peer", nc.RemoteAddr().String(), "error", err)
+		}
+	}
+	c := newConn(s, nc)
+	if !s.trackConn(c, ip) {
+		s.mu.Lock()
+		s.release(ip)
+		s.mu.Unlock()
+		c.finish(endShutdown)
+		return
+	}
+	go c.serve()
 }
 
 // eventLoopFor returns the event loop that is to run nc, starting it if
@@ -193,19 +222,35 @@ func (s *Server) untrack(ln net.Listener) {
 	ln.Close()
 }
 
-func (s *Server) trackConn(c tracked) bool {
+// trackConn takes on c, admitted for ip, and reports false if the server
+// is shutting down; then c is not tracked and its admission stays counted.
+func (s *Server) trackConn(c tracked, ip netip.Addr) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.shuttingDown.Load() {
 		return false
 	}
-	s.conns[c] = struct{}{}
+	s.conns[c] = ip
 	s.connsWG.Add(1)
 	return true
 }
 
-// forget is called by a connection's transport once it has closed it.
+// forget is called by a connection's transport once it has closed it: on
+// every path that closes a tracked connection, so that the connection
+// limits count it no more.
 func (s *Server) forget(c tracked) {
+	s.mu.Lock()
+	if ip, ok := s.conns[c]; ok {
+		delete(s.conns, c)
+		s.release(ip)
+	}
+	s.mu.Unlock()
+	s.connsWG.Done()
+}
+
+// untrackConn gives up c before it ran, its connection still open and
+// still counted, for another transport to take it.
+func (s *Server) untrackConn(c tracked) {
 	s.mu.Lock()
 	delete(s.conns, c)
 	s.mu.Unlock()
@@ -273,6 +318,7 @@ func (s *Server) stop(e *ending) {
 	for ln := range s.listeners {
 		ln.Close()
 	}
+	s.refusals.stop()
 	for c := range s.conns {
 		c.end(e)
 		if e.abrupt {

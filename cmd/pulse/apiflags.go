@@ -17,9 +17,10 @@ const defaultHTTP = "127.0.0.1:7071"
 
 // apiFlags are the flags of the commands that talk to a server's HTTP API.
 type apiFlags struct {
-	addr    *string
-	timeout *time.Duration
-	tls     apiTLSFlags
+	addr      *string
+	timeout   *time.Duration
+	tokenFile *string
+	tls       apiTLSFlags
 }
 
 // apiTLSFlags are the flags for an API served over TLS (https).
@@ -61,6 +62,7 @@ func (t *apiTLSFlags) httpClient(addr string) (*http.Client, string, error) {
 func (a *apiFlags) register(fs *flagSet) {
 	a.addr = fs.String("http", defaultHTTP, "`address` of the server's HTTP API: host:port, http://host:port or https://host:port")
 	a.timeout = fs.duration("timeout", 10*time.Second, "how long to wait for the API to answer")
+	a.tokenFile = fs.String("token-file", "", "`file` holding the API token of a server run with --api-token-file, sent as a bearer token")
 	a.tls.register(fs)
 }
 
@@ -77,6 +79,13 @@ func (a *apiFlags) client() (*httpapi.Client, error) {
 	if *a.timeout <= 0 {
 		return nil, usageErrorf("--timeout must be positive, got %v", *a.timeout)
 	}
+	if *a.tokenFile != "" {
+		token, err := httpapi.ReadTokenFile(*a.tokenFile)
+		if err != nil {
+			return nil, usageErrorf("--token-file: %v", err)
+		}
+		c.SetToken(token)
+	}
 	return c, nil
 }
 
@@ -91,6 +100,10 @@ func explain(err error) error {
 	}
 	if errors.Is(err, httpapi.ErrUnreachable) {
 		return fmt.Errorf("%w\nIs pulse serve running, with its HTTP API (--http) there? Point this command at it with --http or PULSE_HTTP", err)
+	}
+	var ae *httpapi.Error
+	if errors.As(err, &ae) && ae.Code == httpapi.CodeUnauthorized {
+		return fmt.Errorf("%w\nThis server wants its API token: give the file that holds it with --token-file or PULSE_TOKEN_FILE", err)
 	}
 	return err
 }

@@ -36,6 +36,8 @@ const serveExamples = `  pulse serve
   pulse serve --min-interval 1s --max-interval 1m   # phones may beat every 30s, racks every 1s
   pulse serve --http 127.0.0.1:9090        # the API, dashboard and /metrics elsewhere
   pulse serve --http ""                     # no HTTP at all
+  pulse serve --http 0.0.0.0:7071 --api-token-file /etc/pulse/api-token   # the API for others, with a token
+  pulse serve --max-conns 50000 --max-conns-per-ip 0   # many clients behind one NAT
   PULSE_INTERVAL=10s pulse serve --log-format json
   pulse serve --suspect-after 4s --detector 'fixed:dead=11s'   # see docs/detection.md
   pulse serve --detector quantile --misses 10               # adaptive, never later than 30 s
@@ -99,10 +101,16 @@ func (c *serveCommand) Run(ctx context.Context, args []string) error {
 		transport       = fs.choice("transport", "auto", []string{"auto", "epoll", "goroutine"}, "how connections are run: auto is one epoll event loop for plain TCP on Linux; goroutine gives each connection its own")
 		cpuProfile      = fs.String("cpu-profile", "", "write a CPU profile of the whole run to this `file` (go tool pprof reads it)")
 		shutdownTimeout = fs.duration("shutdown-timeout", 10*time.Second, "on SIGINT or SIGTERM, time to say BYE and drain before closing what remains")
+		maxConns        = fs.int("max-conns", 0, "most connections held open at once; past it a client gets ERR too_many_connections; 0 for the default, -1 for no limit")
+		maxConnsPerIP   = fs.int("max-conns-per-ip", server.DefaultMaxConnsPerIP, "most connections one client IP address may hold open; 0 for no limit")
+		maxBeatRate     = fs.int("max-beat-rate", int(server.DefaultMaxBeatRate), "lines a second a connection may send, sustained (a session may send 10 × its beat rate if more), beyond a burst of a minute of them; past it ERR rate_limited; 0 for no limit")
+		apiTokenFile    = fs.String("api-token-file", "", "`file` holding the token that every HTTP request but /healthz and the dashboard's files must send as Authorization: Bearer <token>")
+		insecureHTTP    = fs.bool("insecure-http", false, "serve the HTTP API on an address other than loopback without --api-token-file: anyone who reaches it may list and kick sessions")
 		logs            logFlags
 		secFlags        securityFlags
 	)
 	secFlags.register(fs)
+	fs.defaults["max-conns"] = fmt.Sprintf("the file descriptor limit less 128: %d here", server.DefaultMaxConns())
 	fs.defaults["suspect-after"] = "1.5 × interval"
 	fs.defaults["min-interval"] = server.DefaultMinInterval.String() + ", or --interval if shorter"
 	fs.defaults["max-interval"] = "5m, or --interval if longer"
@@ -137,6 +145,13 @@ func (c *serveCommand) Run(ctx context.Context, args []string) error {
 		if d < 0 {
 			return usageErrorf("--%s must not be negative (0 turns it off), got %v", name, d)
 		}
+	}
+	if *maxConns < -1 || *maxConnsPerIP < 0 || *maxBeatRate < 0 {
+		return usageErrorf("--max-conns must be -1 or more, --max-conns-per-ip and --max-beat-rate 0 or more; got %d, %d and %d", *maxConns, *maxConnsPerIP, *maxBeatRate)
+	}
+	apiToken, err := httpToken(*httpAddr, *apiTokenFile, *insecureHTTP, log)
+	if err != nil {
+		return err
 	}
 	if *stallThreshold > 0 && *stallThreshold < server.MinStallThreshold {
 		return usageErrorf("--stall-threshold must be at least %v, or 0 for no stall guard, got %v", server.MinStallThreshold, *stallThreshold)
@@ -173,6 +188,9 @@ func (c *serveCommand) Run(ctx context.Context, args []string) error {
 		Observer:       m,
 		Transport:      tr,
 		Authenticator:  sec.authenticator(),
+		MaxConns:       *maxConns, // 0: the default; -1: none
+		MaxConnsPerIP:  noLimitIfZero(*maxConnsPerIP),
+		MaxBeatRate:    float64(noLimitIfZero(*maxBeatRate)),
 	}
 	if *recordArrivals != "" {
 		rec, err := arrivals.Create(*recordArrivals)
@@ -198,7 +216,7 @@ func (c *serveCommand) Run(ctx context.Context, args []string) error {
 	defer stopReloads()
 	var web *webServer
 	if *httpAddr != "" {
-		web, err = startWeb(*httpAddr, srv, m, *history, *writeTimeout, log, sec.httpTLS())
+		web, err = startWeb(*httpAddr, srv, m, *history, *writeTimeout, apiToken, log, sec.httpTLS())
 		if err != nil {
 			ln.Close()
 			srv.Close()
@@ -277,6 +295,15 @@ func offIfZero(d time.Duration) time.Duration {
 		return -1
 	}
 	return d
+}
+
+// noLimitIfZero maps a limit flag's 0, no limit, to the negative value
+// that means none in a Config, where zero means the default.
+func noLimitIfZero(n int) int {
+	if n == 0 {
+		return -1
+	}
+	return n
 }
 
 // closeRecording writes out the end of an arrival recording, and says

@@ -81,7 +81,7 @@ func (c *watchCommand) Run(ctx context.Context, args []string) error {
 		var apiErr *httpapi.Error
 		switch {
 		case errors.As(err, &apiErr):
-			return apiErr
+			return explain(apiErr) // such as a missing token: say what to do
 		case !connected && lastID == "":
 			return explain(err) // never reached it: say so rather than wait
 		case err != nil && !errors.Is(err, httpapi.ErrUnreachable):

@@ -7,6 +7,8 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
+	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -29,8 +31,9 @@ type webServer struct {
 }
 
 // startWeb listens on addr and serves the HTTP API of srv there, over TLS
-// with tlsCfg unless it is nil.
-func startWeb(addr string, srv *server.Server, m *metrics.Metrics, history int, writeTimeout time.Duration, log *slog.Logger, tlsCfg *tls.Config) (*webServer, error) {
+// with tlsCfg unless it is nil, demanding token as a bearer token unless it
+// is empty.
+func startWeb(addr string, srv *server.Server, m *metrics.Metrics, history int, writeTimeout time.Duration, token string, log *slog.Logger, tlsCfg *tls.Config) (*webServer, error) {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	if err := m.Register(reg, srv); err != nil {
@@ -43,6 +46,7 @@ func startWeb(addr string, srv *server.Server, m *metrics.Metrics, history int, 
 		History:      history,
 		WriteTimeout: writeTimeout,
 		Logger:       log,
+		Token:        token,
 	})
 	if err != nil {
 		return nil, err
@@ -69,7 +73,7 @@ func startWeb(addr string, srv *server.Server, m *metrics.Metrics, history int, 
 		served: make(chan error, 1),
 	}
 	go func() { w.served <- w.hs.Serve(ln) }()
-	log.Info("http listening", "addr", ln.Addr().String(),
+	log.Info("http listening", "addr", ln.Addr().String(), "token", token != "",
 		"dashboard", fmt.Sprintf("%s://%s/", scheme, ln.Addr()), "metrics", fmt.Sprintf("%s://%s/metrics", scheme, ln.Addr()))
 	return w, nil
 }
@@ -100,4 +104,50 @@ func (w *webServer) shutdown(ctx context.Context) {
 	if err := w.hs.Shutdown(ctx); err != nil {
 		w.hs.Close()
 	}
+}
+
+// minTokenLen is the shortest API token pulse serve takes: 16 characters
+// of a random hex string are 64 bits.
+const minTokenLen = 16
+
+// httpToken reads the API token of --api-token-file, and refuses to serve
+// the API without one on an address other than loopback unless
+// --insecure-http says so.
+func httpToken(addr, file string, insecure bool, log *slog.Logger) (string, error) {
+	if file != "" {
+		token, err := httpapi.ReadTokenFile(file)
+		if err != nil {
+			return "", usageErrorf("--api-token-file: %v", err)
+		}
+		if len(token) < minTokenLen {
+			return "", usageErrorf("--api-token-file: the token in %s has %d characters, fewer than %d; make one with: openssl rand -hex 32 > %s", file, len(token), minTokenLen, file)
+		}
+		return token, nil
+	}
+	if addr == "" || loopbackAddr(addr) {
+		return "", nil
+	}
+	if !insecure {
+		return "", usageErrorf("refusing to serve the HTTP API on %s, which is not a loopback address, without a token: "+
+			"anyone who can reach it could list every session and kick any. "+
+			"Give it a token with --api-token-file FILE (make one with: openssl rand -hex 32 > FILE), "+
+			"listen on 127.0.0.1 with --http, or, on a network you trust, say --insecure-http", addr)
+	}
+	log.Warn("serving the HTTP API without a token on a non-loopback address (--insecure-http): anyone who reaches it may list and kick sessions", "addr", addr)
+	return "", nil
+}
+
+// loopbackAddr reports whether host:port is on a loopback address only:
+// an IP address of loopback, or localhost. An empty host, which means
+// every interface, and any other name are not.
+func loopbackAddr(addr string) bool {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return false
+	}
+	if strings.EqualFold(host, "localhost") {
+		return true
+	}
+	ip, err := netip.ParseAddr(host)
+	return err == nil && ip.IsLoopback()
 }

@@ -13,6 +13,12 @@
 // virtualised: a pool of <tr> reused for the visible slice, between two
 // spacer rows that stand for the rest) and prepends the new feed entries.
 //
+// A server run with --api-token-file answers the API 401 without its token:
+// the page then asks for it once, keeps it for the tab (sessionStorage) and
+// sends it as "Authorization: Bearer" with every call, the event stream's
+// too, which is why the stream is read with fetch and not EventSource (which
+// cannot send headers); the token never goes in a URL.
+//
 // Beats are not events, so the stream alone would leave last_beat as it was
 // at the session's last event. A light poll of what is on screen keeps the
 // beat columns true: the whole table in one request while it is small, only
@@ -62,7 +68,7 @@ const feedOrder = []; // the same IDs, oldest first, to forget them in turn
 let feedDrawnAt = -Infinity; // when the feed was last drawn (performance.now)
 let feedTimer = 0;
 
-let stream = null; // the EventSource
+let stream = null; // the EventStream
 let refusals = 0; // streams refused in a row: the wait before the next grows
 let generation = 0; // counts the fresh starts: a resync of an older one stops
 let reloading = false; // a reset is being handled: events wait in held
@@ -170,11 +176,61 @@ function replaceAll(snapshot) {
   schedule();
 }
 
+// ---- the API token -------------------------------------------------------------
+
+const TOKEN_KEY = "pulse-api-token";
+let tokenDeclined = false; // the user cancelled the prompt: ask no more until a reload
+let asking = null; // the prompt being shown, so that concurrent 401s share it
+
+function authHeaders(headers) {
+  const token = sessionStorage.getItem(TOKEN_KEY);
+  if (token) headers.Authorization = `Bearer ${token}`;
+  return headers;
+}
+
+// askToken asks the user for the API token after a 401 and keeps it for the
+// tab; it returns false if there is none to try.
+async function askToken(wrong) {
+  if (tokenDeclined) return false;
+  if (!asking) {
+    asking = (async () => {
+      if (wrong) sessionStorage.removeItem(TOKEN_KEY);
+      const text = wrong
+        ? "That token was not accepted. The pulse API token:"
+        : "This pulse server wants its API token (the content of its --api-token-file):";
+      const token = (window.prompt(text) || "").trim();
+      if (!token) {
+        tokenDeclined = true;
+        return false;
+      }
+      sessionStorage.setItem(TOKEN_KEY, token);
+      return true;
+    })().finally(() => {
+      asking = null;
+    });
+  }
+  return asking;
+}
+
+// apiFetch is fetch with the token; on a 401 it asks for the token and
+// tries once more with it.
+async function apiFetch(url, init = {}) {
+  for (let attempt = 0; ; attempt++) {
+    const sent = sessionStorage.getItem(TOKEN_KEY);
+    const resp = await fetch(url, { ...init, headers: authHeaders({ ...init.headers }) });
+    if (resp.status !== 401 || attempt > 0) return resp;
+    // Another call may have stored a token meanwhile: try that one.
+    const now = sessionStorage.getItem(TOKEN_KEY);
+    if (now && now !== sent) continue;
+    if (!(await askToken(Boolean(sent)))) return resp;
+  }
+}
+
 // ---- the API ------------------------------------------------------------------
 
 async function getJSON(url) {
   const t0 = Date.now();
-  const resp = await fetch(url, { headers: { Accept: "application/json" }, cache: "no-store" });
+  const resp = await apiFetch(url, { headers: { Accept: "application/json" }, cache: "no-store" });
   let body = null;
   try {
     body = await resp.json();
@@ -219,7 +275,7 @@ async function loadAll() {
 
 async function kick(name) {
   const url = `v1/sessions/${encodeURIComponent(name)}?reason=${encodeURIComponent("kicked from the dashboard")}`;
-  const resp = await fetch(url, { method: "DELETE" });
+  const resp = await apiFetch(url, { method: "DELETE" });
   if (!resp.ok && resp.status !== 404) {
     let msg = `HTTP ${resp.status}`;
     try {
@@ -252,8 +308,118 @@ async function start() {
   }
 }
 
+// EventStream reads server-sent events with fetch, so that it can send the
+// API token, which EventSource cannot. It does what the page used of
+// EventSource: readyState, named events, onmessage and onerror; after a cut
+// it reconnects by itself with Last-Event-ID, after the server's retry
+// time; an error answer (such as 401) closes it.
+class EventStream {
+  static CONNECTING = 0;
+  static OPEN = 1;
+  static CLOSED = 2;
+
+  constructor(url) {
+    this.url = url;
+    this.readyState = EventStream.CONNECTING;
+    this.lastEventId = "";
+    this.retry = 3000;
+    this.listeners = new Map();
+    this.onmessage = null;
+    this.onerror = null;
+    this.abort = new AbortController();
+    this.run();
+  }
+
+  addEventListener(type, fn) {
+    if (!this.listeners.has(type)) this.listeners.set(type, []);
+    this.listeners.get(type).push(fn);
+  }
+
+  close() {
+    this.readyState = EventStream.CLOSED;
+    this.abort.abort();
+  }
+
+  dispatch(type, data) {
+    const e = { type, data, lastEventId: this.lastEventId };
+    if (type === "message" && this.onmessage) this.onmessage(e);
+    for (const fn of this.listeners.get(type) || []) fn(e);
+  }
+
+  failed() {
+    if (this.onerror) this.onerror({ type: "error" });
+  }
+
+  async run() {
+    while (this.readyState !== EventStream.CLOSED) {
+      const headers = authHeaders({ Accept: "text/event-stream" });
+      if (this.lastEventId) headers["Last-Event-ID"] = this.lastEventId;
+      let resp;
+      try {
+        resp = await fetch(this.url, { headers, cache: "no-store", signal: this.abort.signal });
+      } catch {
+        resp = null; // the network failed: retry, as EventSource does
+      }
+      if (this.readyState === EventStream.CLOSED) return;
+      if (resp && (!resp.ok || !(resp.headers.get("Content-Type") || "").startsWith("text/event-stream"))) {
+        this.status = resp.status;
+        this.readyState = EventStream.CLOSED;
+        this.failed();
+        return;
+      }
+      if (resp) {
+        this.readyState = EventStream.OPEN;
+        try {
+          await this.read(resp.body);
+        } catch {
+          // cut: reconnect below
+        }
+        if (this.readyState === EventStream.CLOSED) return;
+      }
+      this.readyState = EventStream.CONNECTING;
+      this.failed();
+      await sleep(this.retry);
+    }
+  }
+
+  // read parses the stream as the HTML standard says: lines of field: value,
+  // a blank line ending each message.
+  async read(body) {
+    const reader = body.getReader();
+    const decoder = new TextDecoder();
+    let buf = "";
+    let type = "";
+    let data = [];
+    for (;;) {
+      const { value, done } = await reader.read();
+      if (done) return;
+      buf += decoder.decode(value, { stream: true });
+      let nl;
+      while ((nl = buf.search(/\r\n|\r|\n/)) >= 0) {
+        const line = buf.slice(0, nl);
+        buf = buf.slice(nl + (buf.startsWith("\r\n", nl) ? 2 : 1));
+        if (line === "") {
+          if (data.length > 0) this.dispatch(type || "message", data.join("\n"));
+          type = "";
+          data = [];
+          continue;
+        }
+        if (line.startsWith(":")) continue; // a comment: keep-alive
+        const colon = line.indexOf(":");
+        const field = colon < 0 ? line : line.slice(0, colon);
+        let val = colon < 0 ? "" : line.slice(colon + 1);
+        if (val.startsWith(" ")) val = val.slice(1);
+        if (field === "event") type = val;
+        else if (field === "data") data.push(val);
+        else if (field === "id" && !val.includes("\0")) this.lastEventId = val;
+        else if (field === "retry" && /^\d+$/.test(val)) this.retry = Number(val);
+      }
+    }
+  }
+}
+
 function openStream(lastEventId) {
-  const es = new EventSource(`v1/events?last_event_id=${encodeURIComponent(lastEventId)}`);
+  const es = new EventStream(`v1/events?last_event_id=${encodeURIComponent(lastEventId)}`);
   stream = es;
   es.addEventListener("ready", () => {
     refusals = 0;
@@ -274,14 +440,15 @@ function openStream(lastEventId) {
   };
   es.onerror = () => {
     if (es !== stream) return;
-    if (es.readyState === EventSource.CLOSED) {
-      // The browser gave up (an error answer, not a cut): start over.
+    if (es.readyState === EventStream.CLOSED) {
+      // An error answer, not a cut: start over (which asks for the token
+      // if that was why).
       es.close();
       stream = null;
-      setConn("reconnecting", "the event stream was refused");
+      setConn("reconnecting", `the event stream was refused (HTTP ${es.status})`);
       sleep(backoff(refusals++)).then(start);
     } else {
-      // The browser reconnects by itself, sending Last-Event-ID; the
+      // The stream reconnects by itself, sending Last-Event-ID; the
       // server then replays what was missed, or sends a reset.
       setConn("reconnecting", "the event stream was cut; reconnecting");
     }
@@ -317,7 +484,7 @@ async function resync() {
   for (const ev of held) apply(ev);
   held = [];
   reloading = false;
-  if (stream && stream.readyState === EventSource.OPEN) setConn("live");
+  if (stream && stream.readyState === EventStream.OPEN) setConn("live");
 }
 
 const CONN_TEXT = { loading: "loading", live: "live", reconnecting: "reconnecting", resyncing: "resyncing" };
@@ -333,7 +500,7 @@ function setConn(status, why = "") {
 let polling = false;
 
 async function poll() {
-  if (polling || document.hidden || !stream || stream.readyState !== EventSource.OPEN) return;
+  if (polling || document.hidden || !stream || stream.readyState !== EventStream.OPEN) return;
   polling = true;
   try {
     if (sessions.size <= SMALL_TABLE) {
