@@ -171,3 +171,27 @@ func (r *rig) probe(t *testing.T, name string) time.Duration {
 	fmt.Fprintf(nc, "BYE probe\n")
 	return rtt
 }
+
+// A server that refuses connections (as a host with no one listening):
+// the client retries with a growing backoff, and once connections are
+// accepted again it is back within its longest backoff.
+func TestRefusedThenAccepted(t *testing.T) {
+	r := newRig(t, server.Config{Timing: short})
+	const minBackoff, maxBackoff = 50 * time.Millisecond, 300 * time.Millisecond
+	st := newStatuses()
+	r.dial(t, "door-1", st, client.WithBackoff(minBackoff, maxBackoff))
+	seen := st.count()
+	r.proxy.Refuse(true)
+	r.proxy.Cut()
+	// Failures 1, 2, 3: waits of about 50, 100 and 200 ms, then the
+	// longest, 300 ms.
+	st.wait(t, seen, func(s client.Status) bool { return s.State == client.StateBackoff && s.Attempt >= 4 })
+	if got := r.proxy.Stats().Refused; got < 3 {
+		t.Fatalf("%d connections refused, want every retry", got)
+	}
+	from := r.events.count()
+	r.proxy.Refuse(false)
+	t1 := time.Now()
+	joined, _ := r.events.wait(t, from, is(pulse.EventJoined, "door-1"))
+	within(t, "client registered again", joined.Time.Sub(t1), 0, maxBackoff+margin)
+}
