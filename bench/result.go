@@ -47,6 +47,10 @@ type Result struct {
 	// processes in the window, as a percentage of one core: when it nears
 	// the number of cores, the generator, not the server, is the limit.
 	GeneratorCPUPercent float64 `json:"generator_cpu_percent"`
+	// Flood is what a flood run beside the clients saw (pulse bench
+	// --flood); nil without one. Run does not fill it: its caller runs
+	// Flood and sets it.
+	Flood *FloodResult `json:"flood,omitempty"`
 }
 
 // Connections counts the clients' connections.

@@ -52,7 +52,11 @@ step "go test -race"
 go test -race -count=1 ./...
 
 step "fuzz, $fuzztime per target"
-# every "func FuzzX(" in a _test.go file, run in its package
+# every "func FuzzX(" in a _test.go file, run in its package: among them
+# wire's FuzzParse, FuzzParseReply, FuzzReader, FuzzSplitter and
+# FuzzHelloOptions, server's FuzzHandshake (bytes in, answers out, on both
+# transports) and arrivals' FuzzReader. scripts/fuzz runs any of them for
+# longer: scripts/fuzz 30m
 grep -rl --include='*_test.go' '^func Fuzz' . | sort | while read -r file; do
   pkg=./$(dirname "${file#./}")
   for target in $(sed -n 's/^func \(Fuzz[A-Za-z0-9_]*\)(.*/\1/p' "$file"); do

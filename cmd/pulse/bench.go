@@ -38,6 +38,7 @@ const benchExamples = `  pulse bench                                       # 1,0
   pulse bench --clients 5000 --silence 0.02 --disconnect 0.01 --fail-at 5s --duration 40s
   pulse bench --no-ack --json | jq .server_usage
   pulse bench --raw --server 127.0.0.1:7399 --server-pid "$(pgrep -n epoll_floor)"
+  pulse bench --flood idle --flood-conns 5000 --silence 0 --duration 20s
 `
 
 const benchAbout = `Each client connects, registers as --name-prefix and its number, and beats
@@ -60,7 +61,17 @@ ports of one address. Beyond --per-process clients, pulse bench runs the
 rest in worker processes of its own. --raw sends HELLO and BEAT lines
 without waiting for WELCOME, and reads nothing but to discard it: the same
 load runs against a yardstick that does not speak the protocol; it then
-follows the events only if --http is given.`
+follows the events only if --http is given.
+
+--flood opens hostile connections beside the healthy clients once the
+window begins, --flood-conns in all at --flood-rate a second, and reports
+what the server answered each and how it ended them: idle (never a HELLO:
+cut by the hello timeout), garbage (random bytes, NUL, invalid UTF-8, lower
+case, endless lines: ERR and close), hello-storm (HELLO with a bad token:
+ERR unauthorized from a server that checks tokens, WELCOME and BYE from one
+that does not), nonreader (beats with ACKs on, never a read: cut as a slow
+consumer). The healthy clients' false suspects and deaths say whether the
+flood cost them anything.`
 
 // Run parses the flags, runs the load and prints the summary.
 func (c *benchCommand) Run(ctx context.Context, args []string) error {
@@ -88,7 +99,11 @@ func (c *benchCommand) Run(ctx context.Context, args []string) error {
 		prefix     = fs.String("name-prefix", "", "start of every client's name, the `prefix` of its number")
 		sourceIPs  = fs.String("source-ips", "auto", "local `addresses` to bind the client sockets to, in turn: FIRST-LAST, a list A,B,C, a count N (from 127.0.0.1), auto or off")
 		perProcess = fs.int("per-process", 0, "most clients one process holds; beyond, worker processes share them")
+		floodKind  = fs.String("flood", "", "`kind` of hostile connections to open beside the clients: idle, garbage, hello-storm or nonreader")
+		floodConns = fs.int("flood-conns", 5000, "connections the flood opens in all")
+		floodRate  = fs.rate("flood-rate", bench.DefaultFloodRate, "flood connections opened per second")
 	)
+	fs.defaults["flood"] = "none"
 	fs.defaults["server-pid"] = "none"
 	fs.defaults["interval"] = "as the server grants in WELCOME; 1s with --raw"
 	fs.defaults["http"] = defaultHTTP + "; off with --raw"
@@ -126,6 +141,19 @@ func (c *benchCommand) Run(ctx context.Context, args []string) error {
 	if *prefix != "" && !pulse.ValidName(*prefix+strconv.Itoa(*clients-1)) {
 		return usageErrorf("--name-prefix %q: the names must be 1-64 of A-Z a-z 0-9 . _ - :", *prefix)
 	}
+	var flood *bench.FloodConfig
+	if *floodKind != "" {
+		kind, err := bench.ParseFloodKind(*floodKind)
+		if err != nil {
+			return usageErrorf("--flood %q: want idle, garbage, hello-storm or nonreader", *floodKind)
+		}
+		if *floodConns < 1 {
+			return usageErrorf("--flood-conns must be at least 1, got %d", *floodConns)
+		}
+		flood = &bench.FloodConfig{Server: *server, Kind: kind, Conns: *floodConns, Rate: *floodRate}
+	} else if given["flood-conns"] || given["flood-rate"] {
+		return usageErrorf("--flood-conns and --flood-rate need --flood")
+	}
 	if *httpAddr == "off" || (*raw && !given["http"]) {
 		*httpAddr = ""
 	}
@@ -160,8 +188,22 @@ func (c *benchCommand) Run(ctx context.Context, args []string) error {
 	if err := cfg.Validate(); err != nil {
 		return usageErrorf("%s", strings.TrimPrefix(err.Error(), bench.ErrInvalidConfig.Error()+": "))
 	}
+	var fl *floodRun
+	if flood != nil {
+		flood.SourceIPs = ips
+		fl = startFloodAtWindow(ctx, *flood, &cfg)
+	}
 	res, err := bench.Run(ctx, cfg)
 	progress.done()
+	if fl != nil {
+		fres, ferr := fl.stop()
+		if err == nil && ferr != nil {
+			err = fmt.Errorf("flood: %w", ferr)
+		}
+		if res != nil {
+			res.Flood = fres
+		}
+	}
 	switch {
 	case errors.Is(err, httpapi.ErrUnreachable):
 		return fmt.Errorf("%w\nIs pulse serve running, with its HTTP API there? Point --http at it, or give --http off to run without the detection figures", err)
@@ -176,6 +218,56 @@ func (c *benchCommand) Run(ctx context.Context, args []string) error {
 		return enc.Encode(res)
 	}
 	return printSummary(c.stdout, res)
+}
+
+// floodRun is a flood beside a bench run, started when the run's window
+// begins.
+type floodRun struct {
+	cancel  context.CancelFunc
+	started chan struct{} // closed when the flood starts
+	done    chan struct{} // closed when it returns
+	res     *bench.FloodResult
+	err     error
+}
+
+// startFloodAtWindow makes cfg's progress start the flood fc once the
+// window begins.
+func startFloodAtWindow(ctx context.Context, fc bench.FloodConfig, cfg *bench.Config) *floodRun {
+	fl := &floodRun{started: make(chan struct{}), done: make(chan struct{})}
+	floodCtx, cancel := context.WithCancel(ctx)
+	fl.cancel = cancel
+	show := cfg.Progress
+	cfg.Progress = func(p bench.Progress) {
+		if show != nil {
+			show(p)
+		}
+		if p.Phase != "window" {
+			return
+		}
+		select {
+		case <-fl.started:
+			return
+		default:
+		}
+		close(fl.started)
+		go func() {
+			defer close(fl.done)
+			fl.res, fl.err = bench.Flood(floodCtx, fc)
+		}()
+	}
+	return fl
+}
+
+// stop ends the flood, if it started, and returns what it saw.
+func (fl *floodRun) stop() (*bench.FloodResult, error) {
+	fl.cancel()
+	select {
+	case <-fl.started:
+		<-fl.done
+		return fl.res, fl.err
+	default:
+		return nil, errors.New("the run ended before its window began: no flood")
+	}
 }
 
 // progressLine shows the progress of a run on one line of a terminal,
@@ -319,7 +411,28 @@ func printSummary(w io.Writer, r *bench.Result) error {
 		row("", "RSS %.1f MiB idle, %.1f MiB at the window's end: %.2f KiB per session", u.RSSIdleKiB/1024, u.RSSEndKiB/1024, u.RSSPerSessionKiB)
 	}
 	row("generator", "%.1f%% CPU in the window", r.GeneratorCPUPercent)
+	if fl := r.Flood; fl != nil {
+		row("flood", "%s: %d attempted, %d connected%s, in %s", fl.Kind, fl.Attempted, fl.Connected,
+			failedBy(fl.DialFailed), msDuration(fl.DurationMS))
+		row("", "answered%s", byCause(fl.Answers))
+		cut := fmt.Sprintf("%d cut by the server%s", total(fl.Cut), byCause(fl.Cut))
+		if p := fl.CutAfter; p != nil {
+			cut += fmt.Sprintf(", after p50 %s  p99 %s  max %s", msf(p.P50MS), msf(p.P99MS), msf(p.MaxMS))
+		}
+		row("", "%s; %d left with BYE; %d still open at the end", cut, fl.Left, fl.StillOpen)
+		if fl.BeatsSent > 0 {
+			row("", "%d beats sent unread, %d connections found their socket full", fl.BeatsSent, fl.Blocked)
+		}
+	}
 	return tw.Flush()
+}
+
+// failedBy formats the dial failures of a flood, if any.
+func failedBy(m map[string]int) string {
+	if len(m) == 0 {
+		return ""
+	}
+	return fmt.Sprintf(", %d failed%s", total(m), byCause(m))
 }
 
 // byCause formats counts by cause, the largest first: " (refused 3, timeout 1)".
