@@ -40,6 +40,7 @@ const (
 	loopReadSize   = 64 << 10    // one read buffer, for the loop
 	loopMaxEvents  = 1024        // events per wait
 	loopMaxPending = 64 << 10    // output a client may leave unread before it is cut
+	loopMaxDrain   = 64 << 10    // input a closing client may still send before it is reset
 	loopReplySize  = 4 << 10     // the loop's reply buffer, which replies are built in and written from
 	loopMaxBlock   = time.Second // the longest epoll_wait, so that deadlines are looked at
 	loopCheckEvery = 10 * time.Millisecond
@@ -132,6 +133,7 @@ type loopConn struct {
 	lingerUntil   int64 // while lingering: when the connection is closed anyway
 	writing       bool  // EPOLLOUT is asked for
 	midLine       bool  // the last write stopped inside a line
+	drained       int   // while lingering: bytes read and dropped
 
 	// set from outside: how the connection is to end
 	ending atomic.Pointer[ending]
@@ -426,7 +428,14 @@ func (l *eventLoop) readable(c *loopConn) {
 		l.closeNow(c)
 		return
 	case c.state == loopLingering:
-		return // draining: what a closing client sends is not read
+		// Draining: what a closing client sends is not read. A client
+		// that keeps sending past loopMaxDrain is flooding, and gets the
+		// reset it asks for rather than more of the loop's time.
+		c.drained += n
+		if c.drained > loopMaxDrain {
+			l.closeNow(c)
+		}
+		return
 	}
 	wasRegistered := c.proto.registered()
 	if len(c.out) == 0 {
