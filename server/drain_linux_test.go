@@ -31,7 +31,7 @@ func TestLoopFloodAfterERRIsReset(t *testing.T) {
 	// about loopMaxDrain bytes. Without the limit it would read all of
 	// this for the linger timeout, and the writes would succeed.
 	chunk := []byte(strings.Repeat("BEAT\n", 1<<12)) // 20 KiB
-	const limit = 64 << 20 // far beyond the socket buffers (a few MiB)
+	const limit = 64 << 20                           // far beyond the socket buffers (a few MiB)
 	written := 0
 	_ = nc.SetWriteDeadline(time.Now().Add(patience))
 	start := time.Now()
