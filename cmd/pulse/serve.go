@@ -13,11 +13,14 @@ import (
 	"syscall"
 	"time"
 
+	goredis "github.com/redis/go-redis/v9"
+
 	"github.com/pulsehq/pulse"
 	"github.com/pulsehq/pulse/arrivals"
 	"github.com/pulsehq/pulse/detect"
 	"github.com/pulsehq/pulse/httpapi"
 	"github.com/pulsehq/pulse/metrics"
+	"github.com/pulsehq/pulse/redis"
 	"github.com/pulsehq/pulse/registry"
 	"github.com/pulsehq/pulse/server"
 )
@@ -40,6 +43,7 @@ const serveExamples = `  pulse serve
   pulse serve --suspect-after 4s --detector 'fixed:dead=11s'   # see docs/detection.md
   pulse serve --detector quantile --misses 10               # adaptive, never later than 30 s
   pulse serve --record-arrivals arrivals.bin                # then: pulse fdbench --replay arrivals.bin
+  pulse serve --redis redis://127.0.0.1:6379/0 --node a   # one node of a cluster: docs/cluster.md
 `
 
 // detectorHelp explains --detector, with each detector's defaults.
@@ -97,11 +101,15 @@ func (c *serveCommand) Run(ctx context.Context, args []string) error {
 		transport       = fs.choice("transport", "auto", []string{"auto", "epoll", "goroutine"}, "how connections are run: auto is one epoll event loop for plain TCP on Linux; goroutine gives each connection its own")
 		cpuProfile      = fs.String("cpu-profile", "", "write a CPU profile of the whole run to this `file` (go tool pprof reads it)")
 		shutdownTimeout = fs.duration("shutdown-timeout", 10*time.Second, "on SIGINT or SIGTERM, time to say BYE and drain before closing what remains")
+		redisURL        = fs.String("redis", "", "join a cluster through this Redis, as `url` redis://host:port/db: every node's API shows every node's sessions (docs/cluster.md); none for a single server")
+		nodeName        = fs.String("node", "", "this node's `name` in the cluster, unique among its nodes (with --redis)")
+		nodeTTL         = fs.duration("node-ttl", redis.DefaultNodeTTL, "with --redis: a node silent in Redis this long is lost, and the others declare its sessions dead")
 		logs            logFlags
 	)
 	fs.defaults["suspect-after"] = "1.5 × interval"
 	fs.defaults["min-interval"] = server.DefaultMinInterval.String() + ", or --interval if shorter"
 	fs.defaults["max-interval"] = "5m, or --interval if longer"
+	fs.defaults["node"] = "host-pid"
 	logs.register(fs)
 	if err := fs.parse(args); err != nil {
 		return err
@@ -136,6 +144,21 @@ func (c *serveCommand) Run(ctx context.Context, args []string) error {
 	}
 	if *stallThreshold > 0 && *stallThreshold < server.MinStallThreshold {
 		return usageErrorf("--stall-threshold must be at least %v, or 0 for no stall guard, got %v", server.MinStallThreshold, *stallThreshold)
+	}
+	if *redisURL != "" {
+		if *nodeTTL <= 0 {
+			return usageErrorf("--node-ttl must be positive, got %v", *nodeTTL)
+		}
+		if *nodeName == "" {
+			host, _ := os.Hostname()
+			*nodeName = fmt.Sprintf("%s-%d", host, os.Getpid())
+		}
+		if !pulse.ValidName(*nodeName) {
+			return usageErrorf("--node %q: a node name is 1 to %d of A-Z a-z 0-9 . _ - :", *nodeName, pulse.MaxNameLen)
+		}
+		if _, err := goredis.ParseURL(*redisURL); err != nil {
+			return usageErrorf("--redis %q: %v (want redis://host:port/db)", *redisURL, err)
+		}
 	}
 	if *cpuProfile != "" {
 		stop, err := startCPUProfile(*cpuProfile)
@@ -183,12 +206,32 @@ func (c *serveCommand) Run(ctx context.Context, args []string) error {
 		srv.Close()
 		return err
 	}
-	var web *webServer
-	if *httpAddr != "" {
-		web, err = startWeb(*httpAddr, srv, m, *history, *writeTimeout, log)
+	var (
+		web    *webServer
+		src    httpapi.Source = srv
+		member *redis.Node
+	)
+	if *redisURL != "" {
+		member, err = redis.New(srv, redis.Config{
+			URL: *redisURL, Node: *nodeName, TTL: *nodeTTL, Interval: timing.Interval,
+			Addr: ln.Addr().String(), HTTP: *httpAddr, History: *history, Logger: log, Observer: m,
+		})
 		if err != nil {
 			ln.Close()
 			srv.Close()
+			return usageErrorf("--redis: %v", err)
+		}
+		src = member
+		log.Info("cluster node", "node", *nodeName, "redis", *redisURL, "node_ttl", *nodeTTL)
+	}
+	if *httpAddr != "" {
+		web, err = startWeb(*httpAddr, srv, src, m, *history, *writeTimeout, log)
+		if err != nil {
+			ln.Close()
+			srv.Close()
+			if member != nil {
+				_ = member.Close(context.Background())
+			}
 			return err
 		}
 	}
@@ -215,6 +258,12 @@ func (c *serveCommand) Run(ctx context.Context, args []string) error {
 	}
 	if failed == nil {
 		<-served
+	}
+	if member != nil {
+		// After the server: its sessions' last events reach the cluster.
+		if err := member.Close(shutdownCtx); err != nil {
+			log.Warn("leaving the cluster", "error", err)
+		}
 	}
 	web.shutdown(shutdownCtx)
 	if failed != nil {

@@ -27,15 +27,16 @@ type webServer struct {
 	served chan error
 }
 
-// startWeb listens on addr and serves the HTTP API of srv there.
-func startWeb(addr string, srv *server.Server, m *metrics.Metrics, history int, writeTimeout time.Duration, log *slog.Logger) (*webServer, error) {
+// startWeb listens on addr and serves the HTTP API of src there (srv, or the
+// cluster it is a node of); the metrics are srv's.
+func startWeb(addr string, srv *server.Server, src httpapi.Source, m *metrics.Metrics, history int, writeTimeout time.Duration, log *slog.Logger) (*webServer, error) {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	if err := m.Register(reg, srv); err != nil {
 		return nil, err
 	}
 	api, err := httpapi.New(httpapi.Config{
-		Source:       srv,
+		Source:       src,
 		Metrics:      promhttp.HandlerFor(reg, promhttp.HandlerOpts{ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)}),
 		Dashboard:    ui.Handler(),
 		History:      history,
