@@ -133,6 +133,7 @@ type Node struct {
 	nodes   []httpapi.ClusterNode // the last list read
 
 	cancel     context.CancelFunc
+	firstSync  chan struct{} // closed after the first attempt to sync
 	writerDone chan struct{}
 	readerDone chan struct{}
 	closeOnce  sync.Once
@@ -145,8 +146,9 @@ type flushedBeats struct {
 }
 
 // New joins srv to the cluster that cfg describes and starts following it.
-// It does not wait for Redis: until it reaches it, the node serves as a
-// single server would and GET /v1/cluster says "unreachable".
+// It tries Redis once before it returns, but does not wait for it: until it
+// reaches it, the node serves as a single server would and GET /v1/cluster
+// says "unreachable".
 func New(srv Server, cfg Config) (*Node, error) {
 	if cfg.Node == "" {
 		return nil, errors.New("redis: Config.Node is required")
@@ -191,6 +193,7 @@ func New(srv Server, cfg Config) (*Node, error) {
 		synced:     make(chan struct{}, 1),
 		ended:      make(map[string]pulse.Event),
 		flushed:    make(map[string]flushedBeats),
+		firstSync:  make(chan struct{}),
 		writerDone: make(chan struct{}),
 		readerDone: make(chan struct{}),
 	}
@@ -200,6 +203,7 @@ func New(srv Server, cfg Config) (*Node, error) {
 	n.view.reset("local", 0, withNode(snap, cfg.Node))
 	go n.write(ctx, sub, snap)
 	go n.read(ctx)
+	<-n.firstSync // so that the API starts with the cluster's view, if Redis answers
 	return n, nil
 }
 
@@ -278,6 +282,7 @@ func (n *Node) write(ctx context.Context, sub *registry.Subscription, snap []pul
 		local[s.Name] = s
 	}
 	n.sync(ctx, local)
+	close(n.firstSync)
 	lease := time.NewTicker(n.cfg.TTL / 3)
 	defer lease.Stop()
 	beats := time.NewTicker(n.cfg.Interval)

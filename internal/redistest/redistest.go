@@ -83,8 +83,7 @@ func (s *Server) Restart() {
 		return
 	}
 	cmd := exec.Command(s.bin, "--port", strconv.Itoa(s.port), "--bind", "127.0.0.1", "--save", "",
-		"--appendonly", "no", "--dir", s.dir, "--loglevel", "warning")
-	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
+		"--appendonly", "no", "--dir", s.dir, "--loglevel", "warning", "--logfile", "redis.log")
 	if err := cmd.Start(); err != nil {
 		s.t.Fatalf("redis-server: %v", err)
 	}
