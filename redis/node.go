@@ -96,6 +96,15 @@ const (
 	stateDown                 // unreachable; logged
 )
 
+// quietOnce silences go-redis's own log, once per process: it logs every
+// failed dial of its pool, many a second while Redis is down, where a node
+// logs once that the store is unreachable and once that it is back.
+var quietOnce sync.Once
+
+type discardLog struct{}
+
+func (discardLog) Printf(context.Context, string, ...any) {}
+
 // subBuffer is how many local events the node may hold before it syncs:
 // if it falls further behind the store, it resyncs from a snapshot.
 const subBuffer = 1 << 16
@@ -156,6 +165,7 @@ func New(srv Server, cfg Config) (*Node, error) {
 	if !pulse.ValidName(cfg.Node) {
 		return nil, fmt.Errorf("redis: node name %q: use 1 to %d of A-Z a-z 0-9 . _ - :", cfg.Node, pulse.MaxNameLen)
 	}
+	quietOnce.Do(func() { goredis.SetLogger(discardLog{}) })
 	opt, err := goredis.ParseURL(cfg.URL)
 	if err != nil {
 		return nil, fmt.Errorf("redis: %w", err)
