@@ -101,7 +101,7 @@ func (c *serveCommand) Run(ctx context.Context, args []string) error {
 		transport       = fs.choice("transport", "auto", []string{"auto", "epoll", "goroutine"}, "how connections are run: auto is one epoll event loop for plain TCP on Linux; goroutine gives each connection its own")
 		cpuProfile      = fs.String("cpu-profile", "", "write a CPU profile of the whole run to this `file` (go tool pprof reads it)")
 		shutdownTimeout = fs.duration("shutdown-timeout", 10*time.Second, "on SIGINT or SIGTERM, time to say BYE and drain before closing what remains")
-		redisURL        = fs.String("redis", "", "join a cluster through this Redis, as `url` redis://host:port/db: every node's API shows every node's sessions (docs/cluster.md); none for a single server")
+		redisURL        = fs.String("redis", "", "join a cluster through the Redis at this `url`, redis://host:port/db: every node's API shows every node's sessions (docs/cluster.md); empty for a single server")
 		nodeName        = fs.String("node", "", "this node's `name` in the cluster, unique among its nodes (with --redis)")
 		nodeTTL         = fs.duration("node-ttl", redis.DefaultNodeTTL, "with --redis: a node silent in Redis this long is lost, and the others declare its sessions dead")
 		logs            logFlags
