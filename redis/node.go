@@ -460,6 +460,11 @@ func (n *Node) sync(ctx context.Context, local map[string]pulse.Session) {
 	}
 	n.needSync = false
 	n.setUp()
+	// Only now, up, wake the reader at its new positions.
+	select {
+	case n.synced <- struct{}{}:
+	default:
+	}
 }
 
 func (n *Node) syncOnce(ctx context.Context, local map[string]pulse.Session) error {
@@ -581,10 +586,6 @@ func (n *Node) syncOnce(ctx context.Context, local map[string]pulse.Session) err
 	n.evID, n.cmdID = evID, cmdID
 	n.posGen++
 	n.posMu.Unlock()
-	select {
-	case n.synced <- struct{}{}:
-	default:
-	}
 	return nil
 }
 
