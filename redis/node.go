@@ -106,8 +106,10 @@ type discardLog struct{}
 func (discardLog) Printf(context.Context, string, ...any) {}
 
 // subBuffer is how many local events the node may hold before it syncs:
-// if it falls further behind the store, it resyncs from a snapshot.
-const subBuffer = 1 << 16
+// if it falls further behind the store, it resyncs from a snapshot. The
+// channel's array is allocated whole (about 270 bytes an event), so that
+// it is as large as the API hub's and no larger: 4.4 MiB.
+const subBuffer = 1 << 14
 
 // maxEnded bounds how many sessions that ended during an outage a node
 // remembers, to publish how each ended once the store returns; beyond it,

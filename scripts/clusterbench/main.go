@@ -7,8 +7,9 @@
 //	go run ./scripts/clusterbench -sessions 19000 -runs 5
 //
 // Every run of a point measures the node twice with the same `pulse bench`
-// load (clients beating once a second, 1% falling silent a third of the
-// way in): once alone, once with --redis against a fresh redis-server
+// load (clients beating once a second, none failing, so that the window
+// is all beats and no events: what an event costs is in docs/cluster.md):
+// once alone, once with --redis against a fresh redis-server
 // (no persistence), in an order that alternates from run to run. During the
 // Redis run it samples Redis every second (INFO, HLEN pulse:sessions) and
 // takes, over the samples where every session is registered: Redis
@@ -198,8 +199,8 @@ func (b bencher) measure(ctx context.Context, r *run, withRedis bool) error {
 		go func() { samples <- sampleEverySecond(sctx, rdb, r.Sessions) }()
 	}
 	args := []string{"bench", "--server", addr, "--http", haddr, "--clients", strconv.Itoa(r.Sessions),
-		"--duration", b.window.String(), "--interval", "1s", "--ramp", "5000", "--silence", "0.01",
-		"--fail-at", (b.window / 3).String(), "--json", "--server-pid", strconv.Itoa(srv.Process.Pid)}
+		"--duration", b.window.String(), "--interval", "1s", "--ramp", "5000", "--silence", "0",
+		"--json", "--server-pid", strconv.Itoa(srv.Process.Pid)}
 	var stdout bytes.Buffer
 	cmd := exec.CommandContext(ctx, b.pulse, args...)
 	cmd.Stdout, cmd.Stderr = &stdout, io.Discard
@@ -308,8 +309,8 @@ func figures(base redisSample, ss []redisSample, beatsPerSecond float64) (*redis
 	// the first steady sample may still see the last joins: skip it
 	first, last := steady[1], steady[len(steady)-1]
 	dt := last.at.Sub(first.at).Seconds()
-	own := 0
-	for _, s := range steady[1 : len(steady)-1] {
+	own := first.cmds // the first reading's INFO is counted once it has run, and what followed it
+	for _, s := range steady[2 : len(steady)-1] {
 		own += s.cmds
 	}
 	return &redisFigures{
@@ -325,8 +326,8 @@ func figures(base redisSample, ss []redisSample, beatsPerSecond float64) (*redis
 }
 
 func report(all []run) {
-	fmt.Println("| sessions | server CPU µs/beat alone | with --redis | added | Redis commands/s | Redis CPU µs/beat | Redis bytes/session (keys) | Redis used_memory/session | event stream |")
-	fmt.Println("|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+	fmt.Println("| sessions | server CPU µs/beat alone | with --redis | added | server RSS KiB/session alone | with --redis | Redis commands/s | Redis CPU µs/beat | Redis bytes/session (keys) | Redis used_memory/session | event stream |")
+	fmt.Println("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
 	var ns []int
 	for _, r := range all {
 		if !slices.Contains(ns, r.Sessions) {
@@ -334,19 +335,21 @@ func report(all []run) {
 		}
 	}
 	for _, n := range ns {
-		var alone, clus, added, cps, rcpu, keys, used, stream []float64
+		var alone, clus, added, rssAlone, rssClus, cps, rcpu, keys, used, stream []float64
 		for _, r := range all {
 			if r.Sessions != n {
 				continue
 			}
 			a, c := r.Alone.ServerUsage.CPUMicrosPerBeat, r.Cluster.ServerUsage.CPUMicrosPerBeat
 			alone, clus, added = append(alone, a), append(clus, c), append(added, c-a)
+			rssAlone = append(rssAlone, r.Alone.ServerUsage.RSSPerSessionKiB)
+			rssClus = append(rssClus, r.Cluster.ServerUsage.RSSPerSessionKiB)
 			cps, rcpu = append(cps, r.Redis.CommandsPerSecond), append(rcpu, r.Redis.CPUUsPerBeat)
 			keys, used = append(keys, r.Redis.KeysPerSession), append(used, r.Redis.UsedMemoryPerSess)
 			stream = append(stream, float64(r.Redis.StreamBytes))
 		}
-		fmt.Printf("| %d | %.2f | %.2f | %+.2f | %.1f | %.2f | %.0f | %.0f | %.1f MiB |\n", n, median(alone), median(clus), median(added),
-			median(cps), median(rcpu), median(keys), median(used), median(stream)/(1<<20))
+		fmt.Printf("| %d | %.2f | %.2f | %+.2f | %.2f | %.2f | %.1f | %.2f | %.0f | %.0f | %.1f MiB |\n", n, median(alone), median(clus), median(added),
+			median(rssAlone), median(rssClus), median(cps), median(rcpu), median(keys), median(used), median(stream)/(1<<20))
 	}
 }
 
