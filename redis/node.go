@@ -128,6 +128,9 @@ type Node struct {
 	view *view
 
 	state atomic.Int32
+	// gap is set by the reader when the event stream was trimmed past
+	// where it had read: the writer then resyncs.
+	gap atomic.Bool
 
 	posMu  sync.Mutex
 	evID   string // the reader's position in the event stream
@@ -425,6 +428,10 @@ func execPipe(ctx context.Context, pipe goredis.Pipeliner) error {
 // renew renews the node's lease and reaps lost nodes; if the store is
 // unreachable, or forgot this node, it syncs instead.
 func (n *Node) renew(ctx context.Context, local map[string]pulse.Session) {
+	if n.gap.Swap(false) {
+		n.log.Warn("this node fell behind the cluster's event stream; it syncs with the store again")
+		n.needSync = true
+	}
 	if !n.up() || n.needSync {
 		n.sync(ctx, local)
 		return
@@ -655,7 +662,7 @@ func (n *Node) read(ctx context.Context) {
 		}
 		res, err := n.rdb.XRead(ctx, &goredis.XReadArgs{
 			Streams: []string{n.key("events"), n.key("cmd:" + n.cfg.Node), evID, cmdID},
-			Count:   1000,
+			Count:   readCount,
 			Block:   min(n.cfg.TTL/3, time.Second),
 		}).Result()
 		if errors.Is(err, goredis.Nil) {
@@ -672,6 +679,9 @@ func (n *Node) read(ctx context.Context) {
 				continue
 			}
 			last := st.Messages[len(st.Messages)-1].ID
+			if st.Stream == n.key("events") && len(st.Messages) == readCount && n.trimmedPast(ctx, evID) {
+				n.gap.Store(true) // the writer resyncs at its next tick; until then, read on
+			}
 			if st.Stream == n.key("events") {
 				for _, m := range st.Messages {
 					ev, err := decodeEvent(m)
@@ -690,6 +700,23 @@ func (n *Node) read(ctx context.Context) {
 			}
 		}
 	}
+}
+
+// readCount is the most entries one XREAD returns.
+const readCount = 1000
+
+// trimmedPast reports whether the event stream no longer holds id, the
+// last entry the reader had read: the stream was trimmed past it, so the
+// reader fell about the stream's length behind and may have missed events.
+// It is asked only after a full read, when the reader may be behind.
+func (n *Node) trimmedPast(ctx context.Context, id string) bool {
+	first, err := n.rdb.XRangeN(ctx, n.key("events"), "-", "+", 1).Result()
+	if err != nil || len(first) == 0 {
+		return false
+	}
+	a, err1 := streamSeq(first[0].ID)
+	b, err2 := streamSeq(id)
+	return err1 == nil && err2 == nil && b != 0 && a > b
 }
 
 // advance moves a position of the reader, unless a sync set new ones.

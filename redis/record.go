@@ -112,6 +112,8 @@ func decodeEvent(m goredis.XMessage) (pulse.Event, error) {
 		if err := json.Unmarshal([]byte(s), ev.Stall); err != nil {
 			return ev, fmt.Errorf("event %s: %w", m.ID, err)
 		}
+		// A stall is about a node, not a session: say which.
+		ev.Detail = "node " + str("n") + ": " + ev.Detail
 	}
 	return ev, nil
 }
