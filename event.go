@@ -75,17 +75,18 @@ func (k EventKind) Ends() bool {
 // Reasons are short, stable, lower-case codes: they are safe to use as metric
 // labels and to match in code. Free text goes in Event.Detail.
 const (
-	ReasonHello    = "hello"    // joined: HELLO accepted
-	ReasonSilent   = "silent"   // suspect: no beat by the suspect deadline
-	ReasonBeat     = "beat"     // recovered: a beat arrived while suspect
-	ReasonBye      = "bye"      // left: the client sent BYE
-	ReasonClosed   = "closed"   // left: the peer closed the connection (EOF)
-	ReasonError    = "error"    // left: reading or writing the connection failed (reset, slow consumer, …)
-	ReasonProtocol = "protocol" // left: the client broke the protocol and was sent ERR
-	ReasonShutdown = "shutdown" // left: the server shut down
-	ReasonTimeout  = "timeout"  // dead: no beat by the dead deadline
-	ReasonReplaced = "replaced" // replaced: a newer session took the name
-	ReasonKicked   = "kicked"   // kicked: an operator removed the session
+	ReasonHello    = "hello"     // joined: HELLO accepted
+	ReasonSilent   = "silent"    // suspect: no beat by the suspect deadline
+	ReasonBeat     = "beat"      // recovered: a beat arrived while suspect
+	ReasonBye      = "bye"       // left: the client sent BYE
+	ReasonClosed   = "closed"    // left: the peer closed the connection (EOF)
+	ReasonError    = "error"     // left: reading or writing the connection failed (reset, slow consumer, …)
+	ReasonProtocol = "protocol"  // left: the client broke the protocol and was sent ERR
+	ReasonShutdown = "shutdown"  // left: the server shut down
+	ReasonTimeout  = "timeout"   // dead: no beat by the dead deadline
+	ReasonReplaced = "replaced"  // replaced: a newer session took the name
+	ReasonKicked   = "kicked"    // kicked: an operator removed the session
+	ReasonNodeLost = "node_lost" // dead: the cluster node that held the session lost its lease (docs/cluster.md)
 	// stall: the server's own timer fired late by the stall threshold or more
 	ReasonLateWakeup = "late_wakeup"
 )

@@ -25,4 +25,7 @@ type Session struct {
 	Interval time.Duration
 	// State is the session's liveness.
 	State State
+	// Node is the cluster node that holds the session's connection; empty
+	// on a single server (see docs/cluster.md).
+	Node string
 }

@@ -6,6 +6,7 @@
 //	GET    /v1/sessions/{name}   one session
 //	DELETE /v1/sessions/{name}   kick it
 //	GET    /v1/events            server-sent events; Last-Event-ID resumes
+//	GET    /v1/cluster           the nodes of a cluster and the state of its store
 //	GET    /healthz              200 while serving
 //	GET    /metrics              Prometheus metrics
 //	GET    /                     the dashboard
@@ -112,6 +113,7 @@ func New(cfg Config) (*API, error) {
 	mux.HandleFunc("/v1/sessions", a.sessions)
 	mux.HandleFunc("/v1/sessions/{name}", a.session)
 	mux.HandleFunc("/v1/events", a.events)
+	mux.HandleFunc("/v1/cluster", a.cluster)
 	mux.HandleFunc("/v1/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, errorf(http.StatusNotFound, CodeNotFound, "no endpoint %s; see docs/api.md", r.URL.Path))
 	})

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"sort"
 	"strconv"
 	"strings"
 	"sync"
@@ -34,45 +35,112 @@ const maxBatch = 256
 // A stream that falls out of the ring is dropped; no stream can hold up the
 // hub or another stream.
 type hub struct {
-	src   Source
-	log   *slog.Logger
-	epoch string // tells this run's event IDs from another's
+	src Source
+	log *slog.Logger
 
-	mu      sync.Mutex
-	ring    [][]byte // the frame of event seq is at ring[seq%len(ring)]
-	first   uint64   // the oldest event held; events first..last are held
-	last    uint64   // the newest; last = first-1 when none is held
+	mu    sync.Mutex
+	epoch string // tells this run's event IDs from another's; the source's own if it numbers events itself
+	// ring holds the latest events in order, their seqs increasing but not
+	// necessarily consecutive (a cluster's are not): n of them from head.
+	ring    []held
+	head, n int
+	// floor is the newest seq a stream may have seen and still resume
+	// from: every event after it that the hub followed is in the ring.
+	floor   uint64
+	last    uint64 // the newest seq followed; floor when the ring is empty
 	changed chan struct{}
 	closed  bool
-	sub     *registry.Subscription
+	sub     Subscription
+	gen     uint64 // counts follows: a stream of an earlier one must reset
 
 	stop chan struct{}
 	done chan struct{}
 }
 
+// held is one event of the ring, encoded.
+type held struct {
+	seq   uint64
+	frame []byte
+}
+
+// Subscription is a stream of events that the hub follows; a
+// *registry.Subscription is one.
+type Subscription interface {
+	// C returns the channel of events, closed when the subscription ends.
+	C() <-chan pulse.Event
+	// From returns the number of the first event it may deliver: the
+	// events numbered before it were declared before it began. Numbers
+	// increase but need not be consecutive.
+	From() uint64
+	// Err says why C was closed: nil after Close, an error wrapping
+	// registry.ErrSlowSubscriber or ErrReset to be followed again, anything
+	// else when the source has closed.
+	Err() error
+	// Close ends the subscription.
+	Close()
+}
+
+// EventSource is a Source that numbers its events itself, such as a
+// cluster whose event IDs must mean the same on every node: the hub
+// follows SubscribeEvents instead of Subscribe, and the epoch it returns
+// starts every event ID.
+type EventSource interface {
+	SubscribeEvents(buffer int) (sub Subscription, epoch string)
+}
+
+// ErrReset ends a Subscription whose source started numbering its events
+// afresh (a cluster that resynced with its store): the hub follows it
+// again and every event stream gets a reset, so that its client reloads
+// the table rather than miss what changed.
+var ErrReset = errors.New("httpapi: the event source started afresh")
+
 func newHub(src Source, history int, log *slog.Logger) *hub {
-	var b [4]byte
-	_, _ = rand.Read(b[:])
 	h := &hub{
 		src:     src,
 		log:     log,
-		epoch:   hex.EncodeToString(b[:]),
-		ring:    make([][]byte, history),
+		ring:    make([]held, history),
 		changed: make(chan struct{}),
 		stop:    make(chan struct{}),
 		done:    make(chan struct{}),
 	}
-	h.follow(src.Subscribe(hubBuffer))
+	h.follow(h.subscribe())
 	go h.run()
 	return h
 }
 
+// subscription is a subscription to follow and the epoch of its IDs.
+type subscription struct {
+	Subscription
+	epoch string
+}
+
+// subscribe subscribes to the source's events.
+func (h *hub) subscribe() subscription {
+	if es, ok := h.src.(EventSource); ok {
+		sub, epoch := es.SubscribeEvents(hubBuffer)
+		return subscription{sub, epoch}
+	}
+	sub := subscription{Subscription: h.src.Subscribe(hubBuffer)}
+	h.mu.Lock()
+	sub.epoch = h.epoch // the registry's numbers go on across follows
+	h.mu.Unlock()
+	if sub.epoch == "" {
+		var b [4]byte
+		_, _ = rand.Read(b[:])
+		sub.epoch = hex.EncodeToString(b[:])
+	}
+	return sub
+}
+
 // follow starts reading from sub; what the ring held before is gone. h.mu
 // is held, or h is not shared yet.
-func (h *hub) follow(sub *registry.Subscription) {
-	h.sub = sub
-	h.first = sub.From()
-	h.last = h.first - 1
+func (h *hub) follow(sub subscription) {
+	h.sub = sub.Subscription
+	h.epoch = sub.epoch
+	h.gen++
+	h.floor = sub.From() - 1
+	h.last = h.floor
+	h.head, h.n = 0, 0
 	clear(h.ring)
 }
 
@@ -97,23 +165,34 @@ func (h *hub) run() {
 }
 
 // resubscribe follows the source again after the hub's subscription was
-// dropped for falling behind; streams older than the gap get a reset. It
-// reports false when the source has closed.
+// dropped for falling behind, or reset by the source; streams older than
+// the gap get a reset. It reports false when the source has closed.
 func (h *hub) resubscribe() bool {
-	if !errors.Is(h.sub.Err(), registry.ErrSlowSubscriber) {
+	switch err := h.sub.Err(); {
+	case errors.Is(err, registry.ErrSlowSubscriber):
+		h.log.Warn("event history fell behind the server and restarts; event streams will be reset")
+	case errors.Is(err, ErrReset):
+		h.log.Info("the event source started afresh; event streams will be reset", "why", err)
+	default:
 		h.shut()
 		return false
 	}
-	h.log.Warn("event history fell behind the server and restarts; event streams will be reset")
+	sub := h.subscribe()
 	h.mu.Lock()
-	h.follow(h.src.Subscribe(hubBuffer))
+	h.follow(sub)
 	h.broadcast()
 	h.mu.Unlock()
 	return true
 }
 
 func (h *hub) add(ev pulse.Event) {
-	id := h.eventID(ev.Seq)
+	h.mu.Lock()
+	epoch, last := h.epoch, h.last
+	h.mu.Unlock()
+	if ev.Seq <= last {
+		return // numbers only increase; the source repeated itself
+	}
+	id := formatEventID(epoch, ev.Seq)
 	data, err := json.Marshal(newEvent(id, ev))
 	if err != nil { // cannot happen: every field marshals
 		h.log.Error("cannot encode event", "seq", ev.Seq, "error", err)
@@ -128,13 +207,20 @@ func (h *hub) add(ev pulse.Event) {
 
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	h.last = ev.Seq
-	h.ring[ev.Seq%uint64(len(h.ring))] = frame
-	if h.last-h.first >= uint64(len(h.ring)) {
-		h.first = h.last - uint64(len(h.ring)) + 1
+	if h.n == len(h.ring) {
+		h.floor = h.ring[h.head].seq
+		h.ring[h.head] = held{}
+		h.head = (h.head + 1) % len(h.ring)
+		h.n--
 	}
+	h.ring[(h.head+h.n)%len(h.ring)] = held{seq: ev.Seq, frame: frame}
+	h.n++
+	h.last = ev.Seq
 	h.broadcast()
 }
+
+// at returns the i-th oldest event held. h.mu is held.
+func (h *hub) at(i int) *held { return &h.ring[(h.head+i)%len(h.ring)] }
 
 // broadcast wakes every waiting stream. h.mu is held.
 func (h *hub) broadcast() {
@@ -167,18 +253,26 @@ func (h *hub) isClosed() bool {
 }
 
 // eventID is the SSE id of event seq of this run.
-func (h *hub) eventID(seq uint64) string { return h.epoch + "-" + strconv.FormatUint(seq, 10) }
+func (h *hub) eventID(seq uint64) string {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return formatEventID(h.epoch, seq)
+}
 
-// parseEventID returns the seq of an ID, and whether it is of this run.
-func (h *hub) parseEventID(id string) (seq uint64, thisRun bool, err error) {
+func formatEventID(epoch string, seq uint64) string {
+	return epoch + "-" + strconv.FormatUint(seq, 10)
+}
+
+// parseEventID returns the epoch and seq of an ID.
+func parseEventID(id string) (epoch string, seq uint64, err error) {
 	epoch, n, ok := strings.Cut(id, "-")
 	if ok {
 		seq, err = strconv.ParseUint(n, 10, 64)
 	}
-	if !ok || err != nil || len(epoch) != len(h.epoch) {
-		return 0, false, fmt.Errorf("%q is not an event ID this API gave", id)
+	if !ok || err != nil || epoch == "" {
+		return "", 0, fmt.Errorf("%q is not an event ID this API gave", id)
 	}
-	return seq, epoch == h.epoch, nil
+	return epoch, seq, nil
 }
 
 // readState says how a stream stands against the ring.
@@ -193,15 +287,18 @@ const (
 // read appends to frames the frames of the events after seq after, up to
 // maxBatch, and returns them with the seq of the last one, and the channel
 // closed at the next change.
-func (h *hub) read(after uint64, frames [][]byte) ([][]byte, uint64, <-chan struct{}, readState) {
+func (h *hub) read(gen, after uint64, frames [][]byte) ([][]byte, uint64, <-chan struct{}, readState) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	if after+1 < h.first {
+	if after < h.floor || gen != h.gen {
 		return frames, after, nil, readBehind
 	}
-	for after < h.last && len(frames) < maxBatch {
-		after++
-		frames = append(frames, h.ring[after%uint64(len(h.ring))])
+	// the first event held after it
+	i := sort.Search(h.n, func(i int) bool { return h.at(i).seq > after })
+	for ; i < h.n && len(frames) < maxBatch; i++ {
+		e := h.at(i)
+		frames = append(frames, e.frame)
+		after = e.seq
 	}
 	if len(frames) == 0 && h.closed {
 		return frames, after, nil, readClosed
@@ -211,26 +308,29 @@ func (h *hub) read(after uint64, frames [][]byte) ([][]byte, uint64, <-chan stru
 
 // start decides where a new stream starts: after the event it last saw
 // (lastID, "" for none), if the ring still has what followed, or else
-// now, with a reset telling it to reload the table.
-func (h *hub) start(lastID string) (after uint64, reset string, err error) {
+// now, with a reset telling it to reload the table. here is the ID of
+// where it starts.
+func (h *hub) start(lastID string) (gen, after uint64, here, reset string, err error) {
 	var seq uint64
-	thisRun := false
+	var epoch string
 	if lastID != "" {
-		if seq, thisRun, err = h.parseEventID(lastID); err != nil {
-			return 0, "", err
+		if epoch, seq, err = parseEventID(lastID); err != nil {
+			return 0, 0, "", "", err
 		}
 	}
 	h.mu.Lock()
 	defer h.mu.Unlock()
+	gen, after = h.gen, h.last
 	switch {
 	case lastID == "":
-		return h.last, "", nil
-	case !thisRun:
-		return h.last, "the server restarted since that event", nil
-	case seq+1 < h.first:
-		return h.last, fmt.Sprintf("that event is older than the %d kept to resume from", len(h.ring)), nil
+	case epoch != h.epoch:
+		reset = "the server restarted since that event"
+	case seq < h.floor:
+		reset = fmt.Sprintf("that event is older than the %d kept to resume from", len(h.ring))
+	default:
+		after = seq
 	}
-	return seq, "", nil
+	return gen, after, formatEventID(h.epoch, after), reset, nil
 }
 
 // events serves GET /v1/events as server-sent events.
@@ -250,7 +350,7 @@ func (a *API) events(w http.ResponseWriter, r *http.Request) {
 		lastID = r.URL.Query().Get("last_event_id")
 	}
 	h := a.hub
-	after, reset, err := h.start(lastID)
+	gen, after, here, reset, err := h.start(lastID)
 	if err != nil {
 		writeError(w, errorf(http.StatusBadRequest, CodeBadEventID, "Last-Event-ID: %v", err))
 		return
@@ -267,7 +367,6 @@ func (a *API) events(w http.ResponseWriter, r *http.Request) {
 
 	// The first frame says where the stream starts; its id lets a client
 	// that saw no event yet resume from here.
-	here := h.eventID(after)
 	if reset != "" {
 		s.frame("retry: 2000\nid: %s\nevent: reset\ndata: %s\n\n", here, mustJSON(map[string]string{"reason": reset, "last_event_id": here}))
 	} else {
@@ -283,7 +382,7 @@ func (a *API) events(w http.ResponseWriter, r *http.Request) {
 	for {
 		var changed <-chan struct{}
 		var state readState
-		frames, after, changed, state = h.read(after, frames[:0])
+		frames, after, changed, state = h.read(gen, after, frames[:0])
 		switch state {
 		case readBehind:
 			s.frame(": dropped: this stream fell more than %d events behind; reconnect to resume\n\n", len(h.ring))

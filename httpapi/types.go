@@ -22,6 +22,9 @@ type Session struct {
 	RTTMillis float64 `json:"rtt_ms,omitempty"`
 	// IntervalMillis is the beat interval granted to the session.
 	IntervalMillis int64 `json:"interval_ms"`
+	// Node is the cluster node that holds the session; absent on a single
+	// server.
+	Node string `json:"node,omitempty"`
 }
 
 // NewSession converts a session to its API form.
@@ -37,6 +40,7 @@ func NewSession(s pulse.Session) Session {
 		Beats:          s.Beats,
 		RTTMillis:      millis(s.RTT),
 		IntervalMillis: s.Interval.Milliseconds(),
+		Node:           s.Node,
 	}
 }
 

@@ -38,6 +38,9 @@ type Metrics struct {
 	stalls       prometheus.Counter
 	stallSeconds prometheus.Histogram
 	stallHeld    prometheus.Counter
+
+	storeUp     prometheus.Gauge
+	storeErrors prometheus.Counter
 }
 
 // LatenessBuckets are the bounds, in seconds, of the detection-lateness
@@ -97,6 +100,14 @@ func New() *Metrics {
 			Help: "Sessions past a suspect or dead deadline when a stall was noticed: judgments held until the server had read what arrived during the stall.",
 		}),
 	}
+	m.storeUp = prometheus.NewGauge(prometheus.GaugeOpts{
+		Name: "pulse_store_up",
+		Help: "1 while the cluster's store (Redis) is reachable and this node is synced with it, 0 while it is not; always 0 on a single server, which has none.",
+	})
+	m.storeErrors = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "pulse_store_errors_total",
+		Help: "Round trips to the cluster's store (Redis) that failed.",
+	})
 	// Series that dashboards and alerts expect to exist from the start.
 	for _, k := range []pulse.EventKind{pulse.EventSuspect, pulse.EventDead} {
 		m.lateness.WithLabelValues(k.String())
@@ -127,6 +138,7 @@ func (m *Metrics) Register(reg prometheus.Registerer, sessions SessionCounter) e
 	}
 	cs := []prometheus.Collector{
 		m.beats, m.rtt, m.events, m.lateness, m.rejected, m.authFailures, m.stalls, m.stallSeconds, m.stallHeld,
+		m.storeUp, m.storeErrors,
 		newSessionsCollector(sessions),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name:        "pulse_build_info",
@@ -179,6 +191,18 @@ func (m *Metrics) Event(ev pulse.Event) {
 		m.lateness.WithLabelValues(ev.Kind.String()).Observe(max(ev.Time.Sub(ev.Deadline), 0).Seconds())
 	}
 }
+
+// StoreUp records whether the cluster's store is reachable.
+func (m *Metrics) StoreUp(up bool) {
+	if up {
+		m.storeUp.Set(1)
+	} else {
+		m.storeUp.Set(0)
+	}
+}
+
+// StoreError counts a failed round trip to the cluster's store.
+func (m *Metrics) StoreError() { m.storeErrors.Inc() }
 
 // sessionsCollector reports the live sessions by state at each scrape.
 type sessionsCollector struct {

@@ -263,6 +263,27 @@ func (r *Registry) Kick(name, detail string) (pulse.Session, error) {
 	return s, nil
 }
 
+// Replace removes the named session, if it is still the one with the given
+// ID, with a replaced event and ends its link (its client gets "ERR
+// replaced <detail>"): a newer session of the name took it elsewhere, such
+// as on another node of a cluster. It returns the session as it was, or an
+// error wrapping ErrNotFound if no live session has that name and ID.
+func (r *Registry) Replace(name, id, detail string) (pulse.Session, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	e := r.byName[name]
+	if e == nil || formatID(e.id) != id {
+		return pulse.Session{}, fmt.Errorf("%w: %q with ID %s", ErrNotFound, name, id)
+	}
+	if detail == "" {
+		detail = "a new session took the name"
+	}
+	s := e.snapshot()
+	r.end(e, r.now(), pulse.EventReplaced, pulse.ReasonReplaced, detail, -1)
+	e.link.End(pulse.EventReplaced, detail)
+	return s, nil
+}
+
 func (r *Registry) leave(e *entry, reason, detail string) {
 	r.mu.Lock()
 	defer r.mu.Unlock()

@@ -37,6 +37,21 @@ else
   echo "no chromium and no apt-get: the browser test will skip (or fail under CI=true)" >&2
 fi
 
+step "redis-server"
+# The cluster tests (redis/) start a throwaway redis-server on a loopback
+# port; they skip without one on a developer's machine, and fail in CI.
+if command -v redis-server >/dev/null 2>&1; then
+  : # installed already
+elif command -v apt-get >/dev/null 2>&1; then
+  sudo=""
+  if [ "$(id -u)" -ne 0 ]; then sudo="sudo"; fi
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq redis-server >/dev/null
+  echo "installed $(command -v redis-server)"
+else
+  echo "no redis-server and no apt-get: the cluster tests will skip (or fail under CI=true)" >&2
+fi
+
 step "gofmt"
 unformatted=$(gofmt -l .)
 if [ -n "$unformatted" ]; then

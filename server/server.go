@@ -346,6 +346,15 @@ func (s *Server) Session(name string) (pulse.Session, bool) { return s.reg.Looku
 // error wrapping registry.ErrNotFound if no live session has the name.
 func (s *Server) Kick(name, detail string) (pulse.Session, error) { return s.reg.Kick(name, detail) }
 
+// Replace ends the named session, if it is still the one with the given
+// ID, as replaced: its client gets "ERR replaced <detail>" and one replaced
+// event is emitted. A cluster calls it when a newer session of the name
+// registered on another node. It returns an error wrapping
+// registry.ErrNotFound if no live session has that name and ID.
+func (s *Server) Replace(name, id, detail string) (pulse.Session, error) {
+	return s.reg.Replace(name, id, detail)
+}
+
 // Subscribe returns a stream of the session events declared from now on,
 // and of the server's own stalls (pulse.EventStall, with no session); see
 // registry.Subscription. buffer is how many undelivered events it may hold

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"slices"
 	"text/tabwriter"
 
 	"github.com/pulsehq/pulse"
@@ -78,10 +79,20 @@ func (c *lsCommand) Run(ctx context.Context, args []string) error {
 		return nil
 	}
 	tw := tabwriter.NewWriter(c.stdout, 0, 4, 3, ' ', 0)
-	fmt.Fprintln(tw, "NAME\tSTATE\tPEER\tAGE\tLAST-BEAT\tRTT")
+	// A cluster's sessions each have a node: then a NODE column says which.
+	cluster := slices.ContainsFunc(sessions, func(s httpapi.Session) bool { return s.Node != "" })
+	if cluster {
+		fmt.Fprintln(tw, "NAME\tNODE\tSTATE\tPEER\tAGE\tLAST-BEAT\tRTT")
+	} else {
+		fmt.Fprintln(tw, "NAME\tSTATE\tPEER\tAGE\tLAST-BEAT\tRTT")
+	}
 	now := first.ServerTime
 	for _, s := range sessions {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", s.Name, s.State, s.Peer,
+		name := s.Name
+		if cluster {
+			name += "\t" + s.Node
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", name, s.State, s.Peer,
 			ago(now.Sub(s.ConnectedAt)), ago(now.Sub(s.LastBeat)), rtt(s.RTTMillis))
 	}
 	return tw.Flush()

@@ -13,11 +13,14 @@ import (
 	"syscall"
 	"time"
 
+	goredis "github.com/redis/go-redis/v9"
+
 	"github.com/pulsehq/pulse"
 	"github.com/pulsehq/pulse/arrivals"
 	"github.com/pulsehq/pulse/detect"
 	"github.com/pulsehq/pulse/httpapi"
 	"github.com/pulsehq/pulse/metrics"
+	"github.com/pulsehq/pulse/redis"
 	"github.com/pulsehq/pulse/registry"
 	"github.com/pulsehq/pulse/server"
 )
@@ -44,6 +47,7 @@ const serveExamples = `  pulse serve
   pulse serve --record-arrivals arrivals.bin                # then: pulse fdbench --replay arrivals.bin
   pulse serve --listen 0.0.0.0:7070 --tls-cert server.crt --tls-key server.key --auth-jwt-key jwt.pub
   pulse serve --tls-cert server.crt --tls-key server.key --tls-client-ca clients-ca.crt   # mTLS
+  pulse serve --redis redis://127.0.0.1:6379/0 --node a   # one node of a cluster: docs/cluster.md
 `
 
 // detectorHelp explains --detector, with each detector's defaults.
@@ -106,6 +110,9 @@ func (c *serveCommand) Run(ctx context.Context, args []string) error {
 		maxBeatRate     = fs.int("max-beat-rate", int(server.DefaultMaxBeatRate), "lines a second a connection may send, sustained (a session may send 10 × its beat rate if more), beyond a burst of a minute of them; past it ERR rate_limited; 0 for no limit")
 		apiTokenFile    = fs.String("api-token-file", "", "`file` holding the token that every HTTP request but /healthz and the dashboard's files must send as Authorization: Bearer <token>")
 		insecureHTTP    = fs.bool("insecure-http", false, "serve the HTTP API on an address other than loopback without --api-token-file: anyone who reaches it may list and kick sessions")
+		redisURL        = fs.String("redis", "", "join a cluster through the Redis at this `url`, redis://host:port/db: every node's API shows every node's sessions (docs/cluster.md); empty for a single server")
+		nodeName        = fs.String("node", "", "this node's `name` in the cluster, unique among its nodes (with --redis)")
+		nodeTTL         = fs.duration("node-ttl", redis.DefaultNodeTTL, "with --redis: a node silent in Redis this long is lost, and the others declare its sessions dead")
 		logs            logFlags
 		secFlags        securityFlags
 	)
@@ -114,6 +121,7 @@ func (c *serveCommand) Run(ctx context.Context, args []string) error {
 	fs.defaults["suspect-after"] = "1.5 × interval"
 	fs.defaults["min-interval"] = server.DefaultMinInterval.String() + ", or --interval if shorter"
 	fs.defaults["max-interval"] = "5m, or --interval if longer"
+	fs.defaults["node"] = "host-pid"
 	logs.register(fs)
 	if err := fs.parse(args); err != nil {
 		return err
@@ -159,6 +167,21 @@ func (c *serveCommand) Run(ctx context.Context, args []string) error {
 	sec, err := secFlags.load()
 	if err != nil {
 		return err
+	}
+	if *redisURL != "" {
+		if *nodeTTL <= 0 {
+			return usageErrorf("--node-ttl must be positive, got %v", *nodeTTL)
+		}
+		if *nodeName == "" {
+			host, _ := os.Hostname()
+			*nodeName = fmt.Sprintf("%s-%d", host, os.Getpid())
+		}
+		if !pulse.ValidName(*nodeName) {
+			return usageErrorf("--node %q: a node name is 1 to %d of A-Z a-z 0-9 . _ - :", *nodeName, pulse.MaxNameLen)
+		}
+		if _, err := goredis.ParseURL(*redisURL); err != nil {
+			return usageErrorf("--redis %q: %v (want redis://host:port/db)", *redisURL, err)
+		}
 	}
 	if *cpuProfile != "" {
 		stop, err := startCPUProfile(*cpuProfile)
@@ -214,12 +237,32 @@ func (c *serveCommand) Run(ctx context.Context, args []string) error {
 	sec.logSetup(log)
 	stopReloads := sec.reloadOnSIGHUP(ctx, log)
 	defer stopReloads()
-	var web *webServer
-	if *httpAddr != "" {
-		web, err = startWeb(*httpAddr, srv, m, *history, *writeTimeout, apiToken, log, sec.httpTLS())
+	var (
+		web    *webServer
+		src    httpapi.Source = srv
+		member *redis.Node
+	)
+	if *redisURL != "" {
+		member, err = redis.New(srv, redis.Config{
+			URL: *redisURL, Node: *nodeName, TTL: *nodeTTL, Interval: timing.Interval,
+			Addr: ln.Addr().String(), HTTP: *httpAddr, History: *history, Logger: log, Observer: m,
+		})
 		if err != nil {
 			ln.Close()
 			srv.Close()
+			return usageErrorf("--redis: %v", err)
+		}
+		src = member
+		log.Info("cluster node", "node", *nodeName, "redis", *redisURL, "node_ttl", *nodeTTL)
+	}
+	if *httpAddr != "" {
+		web, err = startWeb(*httpAddr, srv, src, m, *history, *writeTimeout, apiToken, log, sec.httpTLS())
+		if err != nil {
+			ln.Close()
+			srv.Close()
+			if member != nil {
+				_ = member.Close(context.Background())
+			}
 			return err
 		}
 	}
@@ -246,6 +289,12 @@ func (c *serveCommand) Run(ctx context.Context, args []string) error {
 	}
 	if failed == nil {
 		<-served
+	}
+	if member != nil {
+		// After the server: its sessions' last events reach the cluster.
+		if err := member.Close(shutdownCtx); err != nil {
+			log.Warn("leaving the cluster", "error", err)
+		}
 	}
 	web.shutdown(shutdownCtx)
 	if failed != nil {

@@ -166,6 +166,9 @@ func (p *eventPrinter) print(ev httpapi.Event) error {
 	if ev.LateMillis != nil {
 		line += fmt.Sprintf(" (%.1fms after its deadline)", *ev.LateMillis)
 	}
+	if ev.Session.Node != "" {
+		line += " [node " + ev.Session.Node + "]"
+	}
 	p.buf = append(p.buf[:0], strings.TrimRight(line, " ")...)
 	p.buf = append(p.buf, '\n')
 	_, err := p.w.Write(p.buf)

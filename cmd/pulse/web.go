@@ -30,17 +30,17 @@ type webServer struct {
 	served chan error
 }
 
-// startWeb listens on addr and serves the HTTP API of srv there, over TLS
-// with tlsCfg unless it is nil, demanding token as a bearer token unless it
-// is empty.
-func startWeb(addr string, srv *server.Server, m *metrics.Metrics, history int, writeTimeout time.Duration, token string, log *slog.Logger, tlsCfg *tls.Config) (*webServer, error) {
+// startWeb listens on addr and serves the HTTP API of src there (srv, or the
+// cluster it is a node of; the metrics are srv's), over TLS with tlsCfg
+// unless it is nil, demanding token as a bearer token unless it is empty.
+func startWeb(addr string, srv *server.Server, src httpapi.Source, m *metrics.Metrics, history int, writeTimeout time.Duration, token string, log *slog.Logger, tlsCfg *tls.Config) (*webServer, error) {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	if err := m.Register(reg, srv); err != nil {
 		return nil, err
 	}
 	api, err := httpapi.New(httpapi.Config{
-		Source:       srv,
+		Source:       src,
 		Metrics:      promhttp.HandlerFor(reg, promhttp.HandlerOpts{ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)}),
 		Dashboard:    ui.Handler(),
 		History:      history,

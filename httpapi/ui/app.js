@@ -80,7 +80,7 @@ let held = [];
 /**
  * A session as the page keeps it: the API's JSON with times parsed to
  * milliseconds since the epoch (by the server's clock) and meta sorted.
- * @typedef {{name: string, id: string, peer: string, state: string,
+ * @typedef {{name: string, id: string, peer: string, node: string, state: string,
  *   meta: [string, string][], connectedAt: number, lastBeat: number,
  *   beats: number, rtt: number|null, interval: number}} Rec
  */
@@ -91,6 +91,7 @@ function record(s) {
     name: s.name,
     id: s.id,
     peer: s.peer || "",
+    node: s.node || "", // in a cluster, the node that holds it
     state: s.state,
     meta: s.meta ? Object.entries(s.meta).sort((a, b) => cmp(a[0], b[0])) : [],
     connectedAt: parseTime(s.connected_at),
@@ -691,8 +692,9 @@ function fillRow(tr, rec, now) {
     c.name.title = `${rec.name}\nid ${rec.id}`;
     setText(tr.badge_, rec.state);
     tr.badge_.className = `badge ${rec.state}`;
-    setText(c.peer, rec.peer);
-    c.peer.title = rec.peer;
+    // In a cluster the peer cell also says which node holds the session.
+    setText(c.peer, rec.node ? `${rec.peer} @ ${rec.node}` : rec.peer);
+    c.peer.title = rec.node ? `${rec.peer}\nnode ${rec.node}` : rec.peer;
     fillMeta(c.meta, rec.meta);
     setText(c.rtt, rec.rtt === null ? "–" : fmtMillis(rec.rtt));
     setText(c.beats, fmtInt(rec.beats));
@@ -833,6 +835,7 @@ function feedItem(ev) {
     tip.push(`${fmtInt(ev.stall.overdue)} judgments held until what arrived meanwhile was read, then ${fmtAge(ev.stall.grace_ms)} more`);
   }
   if (ev.session && ev.session.peer) tip.push(`peer ${ev.session.peer}`);
+  if (ev.session && ev.session.node) tip.push(`node ${ev.session.node}`);
   li.title = tip.filter(Boolean).join("\n");
 
   li.append(time, kind, who, why);
