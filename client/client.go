@@ -88,6 +88,13 @@ func Dial(ctx context.Context, addr, name string, opts ...Option) (*Client, erro
 	case <-c.registered:
 		return c, nil
 	case <-c.done:
+		select {
+		case <-c.registered:
+			// Registered, then ended at once (replaced, kicked): the
+			// client did connect, and says how it ended with Err.
+			return c, nil
+		default:
+		}
 		return nil, c.err
 	case <-ctx.Done():
 		last := c.Status().Err
