@@ -36,10 +36,11 @@ const (
 	// if welcomed. A server that checks tokens answers ERR unauthorized; one
 	// that does not registers them all: the result says which.
 	FloodHelloStorm FloodKind = "hello-storm"
-	// FloodNonReader opens connections that register with ACKs on, then
-	// send beats in batches and never read a reply. Their socket buffers
-	// fill, and the server should cut them after its write timeout,
-	// without blocking anyone else.
+	// FloodNonReader opens connections that register with ACKs on (with
+	// FloodConfig.Token's token, if set), then send beats in batches and
+	// never read a reply. The server should cut each, without blocking
+	// anyone else: past its beat-rate limit (ERR rate_limited), or as a
+	// slow consumer once its unread replies fill the buffers.
 	FloodNonReader FloodKind = "nonreader"
 )
 

@@ -71,8 +71,8 @@ what the server answered each and how it ended them: idle (never a HELLO:
 cut by the hello timeout), garbage (random bytes, NUL, invalid UTF-8, lower
 case, endless lines: ERR and close), hello-storm (HELLO with a bad token:
 ERR unauthorized from a server that checks tokens, WELCOME and BYE from one
-that does not), nonreader (beats with ACKs on, never a read: cut as a slow
-consumer). The healthy clients' false suspects and deaths say whether the
+that does not), nonreader (beats with ACKs on, never a read: cut past the
+beat-rate limit, or as a slow consumer). The healthy clients' false suspects and deaths say whether the
 flood cost them anything.
 
 Against a server with --auth-jwt-key, give --token-key the same HMAC secret,
