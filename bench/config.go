@@ -139,6 +139,12 @@ type Config struct {
 	// WorkerStderr receives what the workers write on their standard
 	// error. Nil means it is discarded.
 	WorkerStderr io.Writer
+	// Token, if set, gives the token each client sends in HELLO's token
+	// option, for a server that authenticates sessions (pulse serve
+	// --auth-jwt-key): it is called once with each client's name before
+	// the clients connect (the tokens of worker processes are minted here
+	// and sent to them). Nil means no token. TokenSigner makes one.
+	Token func(name string) (string, error)
 	// ConnectTimeout bounds one client's connection and handshake. Zero
 	// means DefaultConnectTimeout.
 	ConnectTimeout time.Duration

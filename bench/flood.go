@@ -14,6 +14,8 @@ import (
 	"sync/atomic"
 	"syscall"
 	"time"
+
+	"github.com/pulsehq/pulse/wire"
 )
 
 // FloodKind is a kind of hostile load that Flood sends beside the healthy
@@ -34,10 +36,11 @@ const (
 	// if welcomed. A server that checks tokens answers ERR unauthorized; one
 	// that does not registers them all: the result says which.
 	FloodHelloStorm FloodKind = "hello-storm"
-	// FloodNonReader opens connections that register with ACKs on, then
-	// send beats in batches and never read a reply. Their socket buffers
-	// fill, and the server should cut them after its write timeout,
-	// without blocking anyone else.
+	// FloodNonReader opens connections that register with ACKs on (with
+	// FloodConfig.Token's token, if set), then send beats in batches and
+	// never read a reply. The server should cut each, without blocking
+	// anyone else: past its beat-rate limit (ERR rate_limited), or as a
+	// slow consumer once its unread replies fill the buffers.
 	FloodNonReader FloodKind = "nonreader"
 )
 
@@ -90,6 +93,12 @@ type FloodConfig struct {
 	// NamePrefix starts the names of the hello-storm and non-reader
 	// sessions. Empty means "flood-" and the kind.
 	NamePrefix string
+	// Token, if set, gives the token a non-reader sends in its HELLO, for
+	// a server that authenticates sessions: the non-readers then register
+	// as clients with valid credentials that misbehave. It is called with
+	// each non-reader's name as it connects. The hello-storm's tokens are
+	// bad whatever Token is.
+	Token func(name string) (string, error)
 	// Sweep is how often each connection is looked at: written to (a
 	// non-reader's beats, an endless line) and checked for what the server
 	// said or whether it closed. Zero means DefaultFloodSweep.
@@ -275,9 +284,34 @@ func (f *flood) open(ctx context.Context, inboxes []chan *floodConn) {
 	dialing.Wait()
 }
 
+// nonReaderHello is the HELLO of non-reader i: ACKs on, and its token if
+// the flood has them.
+func (f *flood) nonReaderHello(i int) ([]byte, error) {
+	name := f.prefix + strconv.Itoa(i)
+	ack := true
+	opts := wire.HelloOptions{Ack: &ack}
+	if f.cfg.Token != nil {
+		var err error
+		if opts.Token, err = f.cfg.Token(name); err != nil {
+			return nil, err
+		}
+	}
+	return wire.AppendHello(nil, name, opts)
+}
+
 // dial opens connection i and sends what the kind sends at once.
 func (f *flood) dial(ctx context.Context, i int) *floodConn {
 	f.attempted.Add(1)
+	var hello []byte
+	if f.cfg.Kind == FloodNonReader {
+		var err error
+		if hello, err = f.nonReaderHello(i); err != nil {
+			f.mu.Lock()
+			f.dialFailed["bad_hello"]++
+			f.mu.Unlock()
+			return nil
+		}
+	}
 	d := net.Dialer{Timeout: DefaultConnectTimeout, KeepAlive: -1}
 	if ips := f.cfg.SourceIPs; len(ips) > 0 {
 		d.LocalAddr = &net.TCPAddr{IP: ips[i%len(ips)].AsSlice()}
@@ -312,7 +346,7 @@ func (f *flood) dial(ctx context.Context, i int) *floodConn {
 	case FloodHelloStorm:
 		first = fmt.Appendf(nil, "HELLO %s%d {\"token\":\"flood-bad-%d\"}\n", f.prefix, i, rand.Uint32())
 	case FloodNonReader:
-		first = fmt.Appendf(nil, "HELLO %s%d {\"ack\":true}\n", f.prefix, i)
+		first = hello
 	}
 	if len(first) > 0 {
 		// A fresh socket's buffer takes a short line whole.

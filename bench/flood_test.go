@@ -2,7 +2,9 @@ package bench
 
 import (
 	"context"
+	"crypto/rand"
 	"fmt"
+	"maps"
 	"net"
 	"net/http/httptest"
 	"strings"
@@ -10,25 +12,96 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pulsehq/pulse"
+	"github.com/pulsehq/pulse/auth"
 	"github.com/pulsehq/pulse/httpapi"
 	"github.com/pulsehq/pulse/server"
+	"github.com/pulsehq/pulse/wire"
 )
 
-// floodServerConfig completes the configuration of the server the flood
-// tests run against.
-//
-// AFTER MERGE — authentication (issue 7 part 1): set the server's
-// authenticator here (a JWT key the tests generate), and set
-// wantStormAnswer to "ERR unauthorized": the hello-storm's bad tokens must
-// then all be refused. AFTER MERGE — limits (part 4): a per-IP connection
-// limit would refuse the floods with ERR too_many_connections past it; the
-// floods bind their sockets to 250 source addresses, so set the limit here
-// to what the test means to check.
-var floodServerConfig = func(cfg *server.Config) {}
+// floodSecret is the HMAC secret of the flood tests' server, made anew
+// for each test binary: the server demands a token signed with it in every
+// HELLO, as pulse serve --auth-jwt-key does.
+var floodSecret = func() []byte {
+	b := make([]byte, 48)
+	rand.Read(b)
+	for i := range b {
+		b[i] = 'a' + b[i]%26
+	}
+	return b
+}()
 
-// wantStormAnswer is what a server answers to a HELLO with a bad token: a
-// server that does not check tokens welcomes it.
-var wantStormAnswer = "WELCOME"
+// floodTokens signs the tokens of the healthy clients and of the
+// non-readers (clients with valid credentials that misbehave) with
+// floodSecret.
+func floodTokens(t *testing.T) func(string) (string, error) {
+	t.Helper()
+	s, err := auth.ParseSigner(floodSecret)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return SignedTokens(s, TokenOptions{})
+}
+
+// floodObserver counts what the flood tests' server refused, by code, and
+// the sessions that joined, by the start of their name.
+type floodObserver struct {
+	mu       sync.Mutex
+	rejected map[wire.Code]int
+	joined   map[string]int // "healthy-", "flood-nonreader-", ...
+}
+
+func (o *floodObserver) Beat(time.Duration) {}
+
+func (o *floodObserver) Rejected(code wire.Code) {
+	o.mu.Lock()
+	o.rejected[code]++
+	o.mu.Unlock()
+}
+
+func (o *floodObserver) Event(ev pulse.Event) {
+	if ev.Kind != pulse.EventJoined {
+		return
+	}
+	name := ev.Session.Name
+	if i := strings.LastIndexByte(name, '-'); i >= 0 {
+		name = name[:i+1]
+	}
+	o.mu.Lock()
+	o.joined[name]++
+	o.mu.Unlock()
+}
+
+// counts returns a copy of the counts so far.
+func (o *floodObserver) counts() (map[wire.Code]int, map[string]int) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return maps.Clone(o.rejected), maps.Clone(o.joined)
+}
+
+// floodServerConfig completes the configuration of the server the flood
+// tests run against: a JWT authenticator for floodSecret. The limits are
+// left at their defaults, as pulse serve has them: at most 1,000
+// connections from one IP address (the floods and the healthy clients
+// bind their sockets to 250 loopback addresses in turn, so a test's 1,500
+// connections at most are 6 an address, and none is refused
+// too_many_connections), a connection limit of the open-file limit less
+// 128, and a beat rate of 20 lines a second (or 10 times the session's
+// own) beyond a burst of a minute's worth: a healthy client beating every
+// 200 ms sends 5 a second, far below; a non-reader writing beats as fast
+// as its socket takes them passes it and is cut with ERR rate_limited, if
+// its unread answers have not had it cut as a slow consumer first.
+func floodServerConfig(t *testing.T, cfg *server.Config) {
+	t.Helper()
+	v, err := auth.NewJWTVerifier(floodSecret, auth.JWTOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.Authenticator = v
+}
+
+// wantStormAnswer is what the server answers to a HELLO with a bad token.
+const wantStormAnswer = "ERR unauthorized"
 
 // The timings of the flood tests: the server cuts a connection that has
 // not said HELLO after helloTimeout, and one whose answers stay unwritten
@@ -40,10 +113,11 @@ const (
 
 // startFloodServer runs a pulse server (event loop transport, as pulse
 // serve runs it) and its HTTP API on loopback ports.
-func startFloodServer(t *testing.T) (string, string) {
+func startFloodServer(t *testing.T) (string, string, *floodObserver) {
 	t.Helper()
-	cfg := server.Config{Timing: generous, HelloTimeout: floodHelloTimeout, WriteTimeout: floodWriteTimeout, Logger: quiet}
-	floodServerConfig(&cfg)
+	obs := &floodObserver{rejected: map[wire.Code]int{}, joined: map[string]int{}}
+	cfg := server.Config{Timing: generous, HelloTimeout: floodHelloTimeout, WriteTimeout: floodWriteTimeout, Logger: quiet, Observer: obs}
+	floodServerConfig(t, &cfg)
 	srv, err := server.New(cfg)
 	if err != nil {
 		t.Fatal(err)
@@ -68,14 +142,15 @@ func startFloodServer(t *testing.T) (string, string) {
 		srv.Close()
 		<-done
 	})
-	return ln.Addr().String(), hs.URL
+	return ln.Addr().String(), hs.URL, obs
 }
 
 // floodBeside runs a flood beside healthy clients that beat for window,
-// and returns both results.
-func floodBeside(t *testing.T, kind FloodKind, conns, healthy int, window time.Duration) (*FloodResult, *Result) {
+// and returns both results and the server's counts.
+func floodBeside(t *testing.T, kind FloodKind, conns, healthy int, window time.Duration) (*FloodResult, *Result, *floodObserver) {
 	t.Helper()
-	addr, api := startFloodServer(t)
+	addr, api, obs := startFloodServer(t)
+	tokens := floodTokens(t)
 	ctx, cancel := context.WithTimeout(context.Background(), patience)
 	defer cancel()
 	var (
@@ -91,10 +166,10 @@ func floodBeside(t *testing.T, kind FloodKind, conns, healthy int, window time.D
 	go func() {
 		defer wg.Done()
 		fres, floodErr = Flood(floodCtx, FloodConfig{Server: addr, Kind: kind, Conns: conns,
-			SourceIPs: DefaultSourceIPs(addr), Rate: 5000})
+			SourceIPs: DefaultSourceIPs(addr), Rate: 5000, Token: tokens})
 	}()
 	res, err := Run(ctx, Config{Server: addr, HTTP: api, Clients: healthy, Duration: window, RampRate: 0,
-		NamePrefix: "healthy-", SourceIPs: DefaultSourceIPs(addr)})
+		NamePrefix: "healthy-", SourceIPs: DefaultSourceIPs(addr), Token: tokens})
 	wg.Wait()
 	if err != nil {
 		t.Fatal(err)
@@ -108,7 +183,12 @@ func floodBeside(t *testing.T, kind FloodKind, conns, healthy int, window time.D
 	}
 	t.Logf("healthy: %d connected, %d beats acked, rtt %+v, detection %+v",
 		res.Connections.Connected, res.Beats.Acked, res.RTT, res.Detection)
-	return fres, res
+	rejected, joined := obs.counts()
+	t.Logf("server: rejected %v, joined %v", rejected, joined)
+	if joined["healthy-"] != healthy {
+		t.Errorf("%d healthy clients joined, want all %d with their tokens", joined["healthy-"], healthy)
+	}
+	return fres, res, obs
 }
 
 // checkHealthy asserts that the healthy clients lost nothing.
@@ -152,7 +232,7 @@ const (
 
 func TestFloodIdleConnectionsAreCutByTheHelloTimeout(t *testing.T) {
 	const n = 1500
-	f, res := floodBeside(t, FloodIdle, n, floodHealthy, floodWindow)
+	f, res, obs := floodBeside(t, FloodIdle, n, floodHealthy, floodWindow)
 	checkHealthy(t, res, floodHealthy)
 	checkAllEnded(t, f, n)
 	if f.Answers["ERR hello_timeout"] != n || len(f.Answers) != 1 {
@@ -161,11 +241,16 @@ func TestFloodIdleConnectionsAreCutByTheHelloTimeout(t *testing.T) {
 	if f.CutAfter == nil || f.CutAfter.MinMS < millis(floodHelloTimeout)-5 {
 		t.Errorf("cut after %+v: none before the hello timeout of %v", f.CutAfter, floodHelloTimeout)
 	}
+	// None was refused for the per-IP or connection limits: each was let
+	// in and timed out.
+	if rejected, _ := obs.counts(); rejected[wire.CodeHelloTimeout] != n || rejected[wire.CodeTooManyConnections] != 0 {
+		t.Errorf("server rejected %v, want hello_timeout %d and nothing else", rejected, n)
+	}
 }
 
 func TestFloodGarbageGetsERRAndClose(t *testing.T) {
 	const n = 700
-	f, res := floodBeside(t, FloodGarbage, n, floodHealthy, floodWindow)
+	f, res, _ := floodBeside(t, FloodGarbage, n, floodHealthy, floodWindow)
 	checkHealthy(t, res, floodHealthy)
 	checkAllEnded(t, f, n)
 	allowed := map[string]bool{"ERR bad_command": true, "ERR line_too_long": true, "ERR bad_name": true,
@@ -185,16 +270,22 @@ func TestFloodGarbageGetsERRAndClose(t *testing.T) {
 	}
 }
 
-func TestFloodHelloStormIsAnswered(t *testing.T) {
+// Every HELLO of the storm carries a token that is not a JWT signed with
+// the server's key: each is refused, none registers.
+func TestFloodHelloStormIsRefused(t *testing.T) {
 	const n = 700
-	f, res := floodBeside(t, FloodHelloStorm, n, floodHealthy, floodWindow)
+	f, res, obs := floodBeside(t, FloodHelloStorm, n, floodHealthy, floodWindow)
 	checkHealthy(t, res, floodHealthy)
 	checkAllEnded(t, f, n)
 	if f.Answers[wantStormAnswer] != n || len(f.Answers) != 1 {
 		t.Errorf("answers %v, want %s to all %d", f.Answers, wantStormAnswer, n)
 	}
-	if strings.HasPrefix(wantStormAnswer, "ERR") && f.Left != 0 {
+	if f.Left != 0 {
 		t.Errorf("%d storm connections were welcomed", f.Left)
+	}
+	rejected, joined := obs.counts()
+	if rejected[wire.CodeUnauthorized] != n || joined["flood-hello-storm-"] != 0 {
+		t.Errorf("server: %d refused unauthorized, %d storm sessions joined; want %d and 0", rejected[wire.CodeUnauthorized], joined["flood-hello-storm-"], n)
 	}
 }
 
@@ -204,15 +295,26 @@ func TestFloodNonReadersAreCutWithoutHurtingOthers(t *testing.T) {
 	// a few of them are load enough for a machine running the race
 	// detector.
 	const n = 20
-	f, res := floodBeside(t, FloodNonReader, n, floodHealthy, 2*floodWindow)
+	f, res, obs := floodBeside(t, FloodNonReader, n, floodHealthy, 2*floodWindow)
 	checkHealthy(t, res, floodHealthy)
 	checkAllEnded(t, f, n)
-	// Most find their own socket full first (Blocked); some are cut by
-	// the server's bound on what it holds for them before.
+	// With the default beat rate limit, each is cut with ERR rate_limited
+	// once past its burst (1,200 lines, sent within the first sweeps),
+	// unread, so the connection is reset; without the limit, its unread
+	// ACKs would have it cut as a slow consumer instead.
 	if f.Answers["unread"] != n {
 		t.Errorf("answers %v, want all %d cut unread", f.Answers, n)
 	}
 	if got := fmt.Sprint(f.Cut); f.Cut["reset"]+f.Cut["broken_pipe"] != n {
 		t.Errorf("non-readers cut by %s, want a reset each", got)
+	}
+	// They registered with valid tokens; the server cut each as a slow
+	// consumer or for its beat rate, and refused none at HELLO.
+	rejected, joined := obs.counts()
+	if joined["flood-nonreader-"] != n || rejected[wire.CodeUnauthorized] != 0 {
+		t.Errorf("server: %d non-readers joined, %d refused unauthorized; want %d and 0", joined["flood-nonreader-"], rejected[wire.CodeUnauthorized], n)
+	}
+	if cut := rejected[wire.CodeSlowConsumer] + rejected[wire.CodeRateLimited]; cut != n {
+		t.Errorf("server: rejected %v, want all %d non-readers cut slow_consumer or rate_limited", rejected, n)
 	}
 }

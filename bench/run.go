@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"strconv"
 	"sync"
 	"time"
 
@@ -107,8 +108,19 @@ func (c *coordinator) startGroups() error {
 		Server: c.cfg.Server, Prefix: c.cfg.NamePrefix, Roles: c.roles, Interval: c.cfg.Interval,
 		NoAck: c.cfg.NoAck, Raw: c.cfg.Raw, SourceIPs: c.cfg.SourceIPs, ConnectTimeout: c.cfg.ConnectTimeout,
 	}
+	var tokens []string
+	if c.cfg.Token != nil {
+		tokens = make([]string, n)
+		for i := range n {
+			tok, err := c.cfg.Token(c.cfg.NamePrefix + strconv.Itoa(i))
+			if err != nil {
+				return fmt.Errorf("the token of client %d: %w", i, err)
+			}
+			tokens[i] = tok
+		}
+	}
 	if procs <= 1 {
-		sh.Count, sh.RampRate = n, c.cfg.RampRate
+		sh.Count, sh.RampRate, sh.Tokens = n, c.cfg.RampRate, tokens
 		c.groups = []group{local{newRunner(sh)}}
 		return nil
 	}
@@ -117,6 +129,9 @@ func (c *coordinator) startGroups() error {
 		sh.First = n * p / procs
 		sh.Count = n*(p+1)/procs - sh.First
 		sh.RampRate = c.cfg.RampRate * float64(sh.Count) / float64(n)
+		if tokens != nil {
+			sh.Tokens = tokens[sh.First : sh.First+sh.Count]
+		}
 		w, err := startWorker(p+1, c.cfg.WorkerCommand, c.cfg.WorkerStderr, sh)
 		if err != nil {
 			c.closeGroups()

@@ -50,7 +50,13 @@ var quiet = slog.New(slog.DiscardHandler)
 // returns it, its heartbeat address and the API's.
 func startServer(t *testing.T, timing pulse.Timing) (*server.Server, string, string) {
 	t.Helper()
-	srv, err := server.New(server.Config{Timing: timing, Logger: quiet})
+	return startServerConfig(t, server.Config{Timing: timing, Logger: quiet})
+}
+
+// startServerConfig is startServer with the server's whole configuration.
+func startServerConfig(t *testing.T, cfg server.Config) (*server.Server, string, string) {
+	t.Helper()
+	srv, err := server.New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -218,7 +218,7 @@ func (r *runner) connect(j int) {
 	nc := c.(*net.TCPConn)
 	// A stop must not wait for a handshake the server is slow to answer.
 	interrupt := context.AfterFunc(r.ctx, func() { nc.SetDeadline(time.Unix(1, 0)) })
-	pending, err := r.handshake(nc, name)
+	pending, err := r.handshake(nc, name, j)
 	interrupt()
 	if err != nil || r.ctx.Err() != nil {
 		nc.Close()
@@ -233,9 +233,13 @@ func (r *runner) connect(j int) {
 }
 
 // handshake sends HELLO and, unless raw, reads WELCOME. It returns what
-// was read after the WELCOME line.
-func (r *runner) handshake(nc *net.TCPConn, name string) ([]byte, error) {
-	hello, err := wire.AppendHello(nil, name, r.helloOpts)
+// was read after the WELCOME line. j is the client's local index.
+func (r *runner) handshake(nc *net.TCPConn, name string, j int) ([]byte, error) {
+	opts := r.helloOpts
+	if j < len(r.sh.Tokens) {
+		opts.Token = r.sh.Tokens[j]
+	}
+	hello, err := wire.AppendHello(nil, name, opts)
 	if err != nil {
 		r.connectFailed("bad_hello", err)
 		return nil, err

@@ -35,6 +35,9 @@ type share struct {
 	Raw            bool          `json:"raw"`
 	SourceIPs      []netip.Addr  `json:"source_ips,omitempty"`
 	ConnectTimeout time.Duration `json:"connect_timeout"`
+	// Tokens, if any, are the HELLO tokens of the share's clients, by
+	// their index from First.
+	Tokens []string `json:"tokens,omitempty"`
 }
 
 // stats are the counters of one process's clients since they started, at

@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/pulsehq/pulse"
+	"github.com/pulsehq/pulse/auth"
 	"github.com/pulsehq/pulse/bench"
 	"github.com/pulsehq/pulse/httpapi"
 )
@@ -39,6 +40,7 @@ const benchExamples = `  pulse bench                                       # 1,0
   pulse bench --no-ack --json | jq .server_usage
   pulse bench --raw --server 127.0.0.1:7399 --server-pid "$(pgrep -n epoll_floor)"
   pulse bench --flood idle --flood-conns 5000 --silence 0 --duration 20s
+  pulse bench --token-key jwt.secret --flood hello-storm --silence 0   # against serve --auth-jwt-key jwt.secret
 `
 
 const benchAbout = `Each client connects, registers as --name-prefix and its number, and beats
@@ -69,9 +71,15 @@ what the server answered each and how it ended them: idle (never a HELLO:
 cut by the hello timeout), garbage (random bytes, NUL, invalid UTF-8, lower
 case, endless lines: ERR and close), hello-storm (HELLO with a bad token:
 ERR unauthorized from a server that checks tokens, WELCOME and BYE from one
-that does not), nonreader (beats with ACKs on, never a read: cut as a slow
-consumer). The healthy clients' false suspects and deaths say whether the
-flood cost them anything.`
+that does not), nonreader (beats with ACKs on, never a read: cut past the
+beat-rate limit, or as a slow consumer). The healthy clients' false suspects and deaths say whether the
+flood cost them anything.
+
+Against a server with --auth-jwt-key, give --token-key the same HMAC secret,
+or the private key of its public key: each client then sends a token for its
+name, valid for an hour (as pulse token makes them). So does each non-reader
+of --flood nonreader (a client with valid credentials that misbehaves); the
+hello-storm's tokens are always bad.`
 
 // Run parses the flags, runs the load and prints the summary.
 func (c *benchCommand) Run(ctx context.Context, args []string) error {
@@ -102,7 +110,11 @@ func (c *benchCommand) Run(ctx context.Context, args []string) error {
 		floodKind  = fs.String("flood", "", "`kind` of hostile connections to open beside the clients: idle, garbage, hello-storm or nonreader")
 		floodConns = fs.int("flood-conns", 5000, "connections the flood opens in all")
 		floodRate  = fs.rate("flood-rate", bench.DefaultFloodRate, "flood connections opened per second")
+		tokenKey   = fs.String("token-key", "", "sign a token for each client with this `file`, for a server with --auth-jwt-key: its HMAC secret, or the PEM private key of its public key")
+		tokenAud   = fs.String("token-audience", "", "the tokens' aud, for a server with --auth-jwt-audience")
+		tokenIss   = fs.String("token-issuer", "", "the tokens' iss, for a server with --auth-jwt-issuer")
 	)
+	fs.defaults["token-key"] = "none: the clients send no token"
 	fs.defaults["flood"] = "none"
 	fs.defaults["server-pid"] = "none"
 	fs.defaults["interval"] = "as the server grants in WELCOME; 1s with --raw"
@@ -154,6 +166,17 @@ func (c *benchCommand) Run(ctx context.Context, args []string) error {
 	} else if given["flood-conns"] || given["flood-rate"] {
 		return usageErrorf("--flood-conns and --flood-rate need --flood")
 	}
+	var token func(string) (string, error)
+	switch {
+	case *tokenKey != "":
+		signer, err := auth.LoadSigner(*tokenKey)
+		if err != nil {
+			return fmt.Errorf("--token-key: %w", err)
+		}
+		token = bench.SignedTokens(signer, bench.TokenOptions{Audience: *tokenAud, Issuer: *tokenIss})
+	case *tokenAud != "" || *tokenIss != "":
+		return usageErrorf("--token-audience and --token-issuer need --token-key")
+	}
 	if *httpAddr == "off" || (*raw && !given["http"]) {
 		*httpAddr = ""
 	}
@@ -183,14 +206,14 @@ func (c *benchCommand) Run(ctx context.Context, args []string) error {
 		RampRate: *ramp, NoAck: *noAck, Silence: *silence, Disconnect: *disconnect, FailAt: *failAt,
 		Raw: *raw, ServerPID: *serverPID, NamePrefix: *prefix, SourceIPs: ips, PerProcess: *perProcess,
 		WorkerCommand: []string{exe, "bench", workerFlag}, WorkerStderr: c.stderr,
-		Progress: progress.show,
+		Token: token, Progress: progress.show,
 	}
 	if err := cfg.Validate(); err != nil {
 		return usageErrorf("%s", strings.TrimPrefix(err.Error(), bench.ErrInvalidConfig.Error()+": "))
 	}
 	var fl *floodRun
 	if flood != nil {
-		flood.SourceIPs = ips
+		flood.SourceIPs, flood.Token = ips, token
 		fl = startFloodAtWindow(ctx, *flood, &cfg)
 	}
 	res, err := bench.Run(ctx, cfg)

@@ -1,15 +1,7 @@
 package main
 
 import (
-	"bytes"
 	"context"
-	"crypto/ecdsa"
-	"crypto/ed25519"
-	"crypto/elliptic"
-	"crypto/rsa"
-	"crypto/x509"
-	"encoding/pem"
-	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -17,8 +9,6 @@ import (
 	"slices"
 	"strings"
 	"time"
-
-	"github.com/golang-jwt/jwt/v5"
 
 	"github.com/pulsehq/pulse"
 	"github.com/pulsehq/pulse/auth"
@@ -50,15 +40,6 @@ const tokenExamples = `  # An HMAC secret: the same file signs here and verifies
   # Renew before it expires; the agent reads --token-file before every connection.
   pulse token --key key.pem --name "$(hostname)" --ttl 48h -o /run/pulse/token.jwt
 `
-
-// The signing algorithms of each kind of key; the first is the default.
-var (
-	tokenHMACAlgs  = []string{"HS256", "HS384", "HS512"}
-	tokenRSAAlgs   = []string{"RS256", "RS384", "RS512", "PS256", "PS384", "PS512"}
-	tokenEdAlgs    = []string{"EdDSA"}
-	tokenECDSAAlgs = map[elliptic.Curve]string{elliptic.P256(): "ES256", elliptic.P384(): "ES384", elliptic.P521(): "ES512"}
-	tokenAllAlgs   = slices.Concat(tokenHMACAlgs, tokenRSAAlgs, []string{"ES256", "ES384", "ES512"}, tokenEdAlgs)
-)
 
 // Run signs a token for --name and prints it or writes it to --output.
 func (c *tokenCommand) Run(_ context.Context, args []string) error {
@@ -102,37 +83,30 @@ func (c *tokenCommand) Run(_ context.Context, args []string) error {
 		return usageErrorf("--name %q is not 1-64 of A-Z a-z 0-9 . _ - :", *name)
 	case *ttl <= 0:
 		return usageErrorf("--ttl must be positive, got %v", *ttl)
-	case *alg != "" && !slices.Contains(tokenAllAlgs, *alg):
-		return usageErrorf("--alg %q: want one of %s", *alg, strings.Join(tokenAllAlgs, ", "))
+	case *alg != "" && !slices.Contains(auth.SigningAlgorithms(), *alg):
+		return usageErrorf("--alg %q: want one of %s", *alg, strings.Join(auth.SigningAlgorithms(), ", "))
 	}
 	b, err := os.ReadFile(*keyFile)
 	if err != nil {
 		return fmt.Errorf("--key: %w", err)
 	}
-	key, err := parseSigningKey(b)
+	key, err := auth.ParseSigner(b)
 	if err != nil {
 		return fmt.Errorf("--key %s: %w", *keyFile, err)
 	}
-	method := key.algs[0]
+	method := key.Algorithms()[0]
 	if *alg != "" {
-		if !slices.Contains(key.algs, *alg) {
-			return usageErrorf("--alg %s does not go with --key %s, %s: it takes %s", *alg, *keyFile, key.kind, strings.Join(key.algs, ", "))
+		if !slices.Contains(key.Algorithms(), *alg) {
+			return usageErrorf("--alg %s does not go with --key %s, %s: it takes %s", *alg, *keyFile, key.Kind(), strings.Join(key.Algorithms(), ", "))
 		}
 		method = *alg
 	}
 
 	now := time.Now()
 	exp := now.Add(*ttl)
-	claims := jwt.MapClaims{"sub": *name, "iat": now.Unix(), "exp": exp.Unix()}
-	if *audience != "" {
-		claims["aud"] = *audience
-	}
-	if *issuer != "" {
-		claims["iss"] = *issuer
-	}
-	tok, err := jwt.NewWithClaims(jwt.GetSigningMethod(method), claims).SignedString(key.key)
+	tok, err := key.Sign(method, auth.Claims{Subject: *name, IssuedAt: now, Expires: exp, Audience: *audience, Issuer: *issuer})
 	if err != nil {
-		return fmt.Errorf("signing with %s: %w", method, err)
+		return err
 	}
 	if *output == "" {
 		_, err := fmt.Fprintln(c.stdout, tok)
@@ -152,89 +126,6 @@ type pathValue string
 func (p *pathValue) Set(s string) error { *p = pathValue(s); return nil }
 func (p *pathValue) String() string     { return string(*p) }
 func (p *pathValue) argName() string    { return "FILE" }
-
-// signingKey is a key to sign tokens with and the algorithms it takes, the
-// default first.
-type signingKey struct {
-	key  any // []byte, *rsa.PrivateKey, *ecdsa.PrivateKey or ed25519.PrivateKey
-	algs []string
-	kind string // such as "an RSA private key"
-}
-
-// parseSigningKey reads an HMAC secret, as auth reads one for the server,
-// or a PEM private key.
-func parseSigningKey(b []byte) (*signingKey, error) {
-	if !auth.IsPEM(b) {
-		secret, err := auth.HMACSecret(b)
-		if err != nil {
-			return nil, fmt.Errorf("%w; or give a PEM private key", err)
-		}
-		return &signingKey{key: secret, algs: tokenHMACAlgs, kind: "an HMAC secret"}, nil
-	}
-	var found *pem.Block
-	var public string // the type of a public key or certificate met
-	for rest := bytes.TrimSpace(b); len(rest) > 0; rest = bytes.TrimSpace(rest) {
-		var block *pem.Block
-		block, rest = pem.Decode(rest)
-		if block == nil {
-			if found == nil {
-				return nil, errors.New("the PEM data does not decode")
-			}
-			break
-		}
-		switch {
-		case block.Type == "ENCRYPTED PRIVATE KEY" || block.Headers["Proc-Type"] != "":
-			return nil, errors.New("the private key is encrypted; write a plain copy for pulse token with: openssl pkey -in KEY -out PLAIN")
-		case strings.HasSuffix(block.Type, "PRIVATE KEY"):
-			if found != nil {
-				return nil, errors.New("more than one private key; give one")
-			}
-			found = block
-		case public == "" && (strings.HasSuffix(block.Type, "PUBLIC KEY") || block.Type == "CERTIFICATE"):
-			public = block.Type
-		}
-		// Anything else, such as the EC PARAMETERS that openssl ecparam
-		// writes before the key, or a certificate beside the key, is
-		// passed over.
-	}
-	switch {
-	case found == nil && public != "":
-		return nil, fmt.Errorf("found PEM %q, not a private key; pulse token signs with the private key, and the server is given the public key", public)
-	case found == nil:
-		return nil, errors.New("no PRIVATE KEY in the PEM data")
-	}
-	var priv any
-	var err error
-	switch found.Type {
-	case "PRIVATE KEY":
-		priv, err = x509.ParsePKCS8PrivateKey(found.Bytes)
-	case "RSA PRIVATE KEY":
-		priv, err = x509.ParsePKCS1PrivateKey(found.Bytes)
-	case "EC PRIVATE KEY":
-		priv, err = x509.ParseECPrivateKey(found.Bytes)
-	default:
-		return nil, fmt.Errorf("PEM block %q: want PRIVATE KEY (PKCS#8), RSA PRIVATE KEY or EC PRIVATE KEY", found.Type)
-	}
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", found.Type, err)
-	}
-	switch k := priv.(type) {
-	case *rsa.PrivateKey:
-		if n := k.N.BitLen(); n < 2048 {
-			return nil, fmt.Errorf("an RSA key must have at least 2048 bits, got %d", n)
-		}
-		return &signingKey{key: k, algs: tokenRSAAlgs, kind: "an RSA private key"}, nil
-	case *ecdsa.PrivateKey:
-		alg, ok := tokenECDSAAlgs[k.Curve]
-		if !ok {
-			return nil, fmt.Errorf("ECDSA curve %s: want P-256, P-384 or P-521", k.Curve.Params().Name)
-		}
-		return &signingKey{key: k, algs: []string{alg}, kind: "an ECDSA " + k.Curve.Params().Name + " private key"}, nil
-	case ed25519.PrivateKey:
-		return &signingKey{key: k, algs: tokenEdAlgs, kind: "an Ed25519 private key"}, nil
-	}
-	return nil, fmt.Errorf("a %T: want an RSA, ECDSA or Ed25519 private key", priv)
-}
 
 // writeFileReplacing writes data to file with perm, through a temporary
 // file in the same directory renamed over it, so that a reader (an agent
