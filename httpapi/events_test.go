@@ -64,9 +64,14 @@ func TestEventsSuspectCarriesLateness(t *testing.T) {
 	w.waitFor(t, 1)
 	tb.join(t, "quiet", nil)
 	ev := w.waitFor(t, 3)[2].Event
-	if ev.Kind != pulse.EventSuspect || ev.Deadline == nil || ev.LateMillis == nil || *ev.LateMillis < 0 ||
-		ev.Time.Sub(*ev.Deadline) != time.Duration(*ev.LateMillis*float64(time.Millisecond)) {
+	if ev.Kind != pulse.EventSuspect || ev.Deadline == nil || ev.LateMillis == nil || *ev.LateMillis < 0 {
 		t.Fatalf("suspect event %+v", ev)
+	}
+	// late_ms is a float of milliseconds: equal to time - deadline within
+	// its rounding, not to the nanosecond.
+	late := time.Duration(*ev.LateMillis * float64(time.Millisecond))
+	if d := ev.Time.Sub(*ev.Deadline) - late; d < -time.Microsecond || d > time.Microsecond {
+		t.Fatalf("suspect event: late_ms %v, but time - deadline = %v", *ev.LateMillis, ev.Time.Sub(*ev.Deadline))
 	}
 }
 
