@@ -162,7 +162,7 @@ type FloodResult struct {
 type floodConn struct {
 	nc      *net.TCPConn
 	rc      syscall.RawConn
-	opened  time.Time
+	opened  time.Time // when its dial began: the server accepted it no earlier
 	variant int    // which garbage
 	first   []byte // the server's first line, as far as it came
 	answer  string // "" until the first line is whole
@@ -322,6 +322,10 @@ func (f *flood) dial(ctx context.Context, i int) *floodConn {
 			return setRecvBuffer(rc, 4096)
 		}
 	}
+	// The server may accept the connection before DialContext returns
+	// here (on a busy machine, well before): time it from the dial, so
+	// that "cut after" never undercounts the server's own timeouts.
+	dialed := time.Now()
 	c, err := d.DialContext(ctx, "tcp", f.cfg.Server)
 	if err != nil {
 		if ctx.Err() == nil {
@@ -338,7 +342,7 @@ func (f *flood) dial(ctx context.Context, i int) *floodConn {
 		return nil
 	}
 	f.connected.Add(1)
-	fc := &floodConn{nc: nc, rc: rc, opened: time.Now(), variant: i}
+	fc := &floodConn{nc: nc, rc: rc, opened: dialed, variant: i}
 	var first []byte
 	switch f.cfg.Kind {
 	case FloodGarbage:
