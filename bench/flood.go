@@ -163,9 +163,9 @@ type floodConn struct {
 	nc      *net.TCPConn
 	rc      syscall.RawConn
 	opened  time.Time // when its dial began: the server accepted it no earlier
-	variant int    // which garbage
-	first   []byte // the server's first line, as far as it came
-	answer  string // "" until the first line is whole
+	variant int       // which garbage
+	first   []byte    // the server's first line, as far as it came
+	answer  string    // "" until the first line is whole
 	blocked bool
 	off     int // a non-reader's offset into its beat line
 }
