@@ -83,6 +83,9 @@ type Config struct {
 	// http://host:port), whose event stream gives the detection figures.
 	// Empty means none: no detection figures.
 	HTTP string
+	// APIToken is the bearer token of an HTTP API that demands one
+	// (pulse serve --api-token-file). Empty means none is sent.
+	APIToken string
 	// Clients is how many clients to simulate.
 	Clients int
 	// Interval is how often each client beats. Zero means the interval

@@ -50,6 +50,9 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 		if err != nil {
 			return nil, fmt.Errorf("%w: the HTTP API: %w", ErrInvalidConfig, err)
 		}
+		if cfg.APIToken != "" {
+			cl.SetToken(cfg.APIToken)
+		}
 		c.w = newWatcher(cl, names{prefix: cfg.NamePrefix, n: cfg.Clients}, rl)
 		// The stream outlives ctx: after a Ctrl-C, the run still gathers
 		// its figures, and its events, before it stops.

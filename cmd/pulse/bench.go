@@ -113,6 +113,7 @@ func (c *benchCommand) Run(ctx context.Context, args []string) error {
 		tokenKey   = fs.String("token-key", "", "sign a token for each client with this `file`, for a server with --auth-jwt-key: its HMAC secret, or the PEM private key of its public key")
 		tokenAud   = fs.String("token-audience", "", "the tokens' aud, for a server with --auth-jwt-audience")
 		tokenIss   = fs.String("token-issuer", "", "the tokens' iss, for a server with --auth-jwt-issuer")
+		apiToken   = fs.String("api-token-file", "", "`file` holding the token of a server run with --api-token-file, for the detection figures from its HTTP API")
 	)
 	fs.defaults["token-key"] = "none: the clients send no token"
 	fs.defaults["flood"] = "none"
@@ -201,8 +202,14 @@ func (c *benchCommand) Run(ctx context.Context, args []string) error {
 		exe = os.Args[0]
 	}
 	progress := &progressLine{w: c.stderr, terminal: isTerminal(c.stderr)}
+	var apiTokenValue string
+	if *apiToken != "" {
+		if apiTokenValue, err = httpapi.ReadTokenFile(*apiToken); err != nil {
+			return usageErrorf("--api-token-file: %v", err)
+		}
+	}
 	cfg := bench.Config{
-		Server: *server, HTTP: *httpAddr, Clients: *clients, Interval: *interval, Duration: *duration,
+		Server: *server, HTTP: *httpAddr, APIToken: apiTokenValue, Clients: *clients, Interval: *interval, Duration: *duration,
 		RampRate: *ramp, NoAck: *noAck, Silence: *silence, Disconnect: *disconnect, FailAt: *failAt,
 		Raw: *raw, ServerPID: *serverPID, NamePrefix: *prefix, SourceIPs: ips, PerProcess: *perProcess,
 		WorkerCommand: []string{exe, "bench", workerFlag}, WorkerStderr: c.stderr,
@@ -227,7 +234,10 @@ func (c *benchCommand) Run(ctx context.Context, args []string) error {
 			res.Flood = fres
 		}
 	}
+	var apiErr *httpapi.Error
 	switch {
+	case errors.As(err, &apiErr) && apiErr.Code == httpapi.CodeUnauthorized:
+		return fmt.Errorf("%w\nThis server's HTTP API wants its token: give the file that holds it with --api-token-file, or --http off to run without the detection figures", err)
 	case errors.Is(err, httpapi.ErrUnreachable):
 		return fmt.Errorf("%w\nIs pulse serve running, with its HTTP API there? Point --http at it, or give --http off to run without the detection figures", err)
 	case errors.Is(err, bench.ErrUnreachable):

@@ -248,3 +248,38 @@ func TestBenchSummaryAndProgressFormats(t *testing.T) {
 		t.Errorf("progress on a terminal: %q", term.String())
 	}
 }
+
+// pulse bench against a server whose API wants a token: refused without
+// it, with a word on what to do; with --api-token-file it gets the
+// detection figures.
+func TestBenchAPIToken(t *testing.T) {
+	t.Parallel()
+	const token = "0d3c5b8e6f4a2d1c0b9e8f4f9c2b7e1a"
+	srv := start(t, "serve", "--listen", "127.0.0.1:0", "--interval", "200ms", "--misses", "10", "--suspect-after", "1s",
+		"--api-token-file", tokenFile(t, token))
+	web := srv.await(t, "http listening", map[string]any{"token": true})["addr"].(string)
+	addr := srv.await(t, "listening", nil)["addr"].(string)
+	go func() {
+		for range srv.logs {
+		}
+	}()
+	_, errOut, code := pulseOnce(t, "bench", "--server", addr, "--http", web, "--clients", "4", "--duration", "1s", "--silence", "0")
+	if code != 1 || !strings.Contains(errOut, "--api-token-file") {
+		t.Errorf("bench without the API token: exit %d, %q; want a refusal that names the token", code, errOut)
+	}
+	out, errOut, code := pulseOnce(t, "bench", "--server", addr, "--http", web, "--clients", "4", "--duration", "1s",
+		"--silence", "25%", "--fail-at", "200ms", "--api-token-file", tokenFile(t, token), "--json")
+	if code != 0 {
+		t.Fatalf("bench --api-token-file: exit %d\n%s", code, errOut)
+	}
+	var res bench.Result
+	if err := json.Unmarshal([]byte(out), &res); err != nil {
+		t.Fatalf("the summary is not JSON: %v\n%s", err, out)
+	}
+	if d := res.Detection; d == nil || d.Dead != 1 || d.FalseDeaths != 0 {
+		t.Errorf("detection %+v: want the one silenced client dead, from the API's events", d)
+	}
+	if _, errOut, code := pulseOnce(t, "bench", "--server", addr, "--api-token-file", "/nonexistent/token"); code != 2 || !strings.Contains(errOut, "--api-token-file") {
+		t.Errorf("bench with a missing token file: exit %d, %q; want a usage error", code, errOut)
+	}
+}
