@@ -37,7 +37,8 @@ func (c *agentCommand) Run(ctx context.Context, args []string) error {
 	fs := newFlagSet("agent", "Register a name with a pulse server and beat at the interval it grants.",
 		"The agent reconnects by itself, with exponential backoff and jitter, when the\n"+
 			"server goes away or stops answering. On SIGINT or SIGTERM it says BYE and\n"+
-			"exits 0. It exits 1 if the server rejects it for good: a bad name, or its\n"+
+			"exits 0. It exits 1 if the server rejects it for good: a bad name, a token\n"+
+			"or client certificate the server refuses (ERR unauthorized), or its\n"+
 			"session replaced by a newer one of the same name, or kicked.",
 		agentExamples, c.stdout, c.env)
 	var (
