@@ -51,6 +51,10 @@ type JWTOptions struct {
 type JWTVerifier struct {
 	parser *jwt.Parser
 	key    atomic.Pointer[jwtKey]
+	// audience and issuer are the aud and iss demanded, if any: a token
+	// without them fails as ErrTokenRequiredClaimMissing, like one
+	// without exp, and classify tells the three apart by them.
+	audience, issuer string
 }
 
 // jwtKey is a verification key and the algorithms it is for.
@@ -88,7 +92,7 @@ func NewJWTVerifier(key []byte, opts JWTOptions) (*JWTVerifier, error) {
 	if opts.Now != nil {
 		po = append(po, jwt.WithTimeFunc(opts.Now))
 	}
-	v := &JWTVerifier{parser: jwt.NewParser(po...)}
+	v := &JWTVerifier{parser: jwt.NewParser(po...), audience: opts.Audience, issuer: opts.Issuer}
 	v.key.Store(k)
 	return v, nil
 }
@@ -155,7 +159,7 @@ func (v *JWTVerifier) Verify(token, name string) error {
 		return k.key, nil
 	})
 	if err != nil {
-		return classify(err)
+		return v.classify(err, &claims)
 	}
 	if claims.Subject != name {
 		return refuse(ReasonSubjectMismatch, fmt.Sprintf("the token's subject %q is not the name %q", claims.Subject, name), nil)
@@ -172,9 +176,12 @@ func (e *algError) Error() string {
 	return fmt.Sprintf("algorithm %q is not accepted; the server's key takes %s", e.alg, strings.Join(e.want, ", "))
 }
 
-// classify turns an error of the parser into an *Error.
-func classify(err error) *Error {
+// classify turns an error of the parser into an *Error. claims are what
+// the parser read of the token: jwt reports a missing exp, aud or iss
+// alike, as ErrTokenRequiredClaimMissing.
+func (v *JWTVerifier) classify(err error, claims *jwt.RegisteredClaims) *Error {
 	var ae *algError
+	missing := errors.Is(err, jwt.ErrTokenRequiredClaimMissing)
 	switch {
 	case errors.As(err, &ae):
 		return refuse(ReasonBadAlgorithm, "token "+ae.Error(), err)
@@ -185,14 +192,18 @@ func classify(err error) *Error {
 		return refuse(ReasonBadAlgorithm, "the token's algorithm is unknown or missing", err)
 	case errors.Is(err, jwt.ErrTokenSignatureInvalid):
 		return refuse(ReasonBadSignature, "the token's signature is not valid for the server's key", err)
-	case errors.Is(err, jwt.ErrTokenRequiredClaimMissing):
+	case missing && claims.ExpiresAt == nil:
 		return refuse(ReasonNoExpiry, "the token has no exp (expiry) claim", err)
 	case errors.Is(err, jwt.ErrTokenExpired):
 		return refuse(ReasonExpired, "the token has expired", err)
 	case errors.Is(err, jwt.ErrTokenNotValidYet):
 		return refuse(ReasonNotYetValid, "the token is not valid yet (nbf)", err)
+	case missing && v.audience != "" && len(claims.Audience) == 0:
+		return refuse(ReasonBadAudience, "the token has no audience (aud); this server wants one that names it", err)
 	case errors.Is(err, jwt.ErrTokenInvalidAudience):
 		return refuse(ReasonBadAudience, "the token's audience (aud) does not name this server", err)
+	case missing && v.issuer != "" && claims.Issuer == "":
+		return refuse(ReasonBadIssuer, "the token has no issuer (iss); this server wants one", err)
 	case errors.Is(err, jwt.ErrTokenInvalidIssuer):
 		return refuse(ReasonBadIssuer, "the token's issuer (iss) is not the one expected", err)
 	}

@@ -109,6 +109,9 @@ func TestJWTRefuses(t *testing.T) {
 		{"sub mismatch", hs, sign(t, jwt.SigningMethodHS256, claims("web-2", time.Minute), secret), ReasonSubjectMismatch},
 		{"no sub", hs, sign(t, jwt.SigningMethodHS256, jwt.MapClaims{"exp": now.Add(time.Minute).Unix()}, secret), ReasonSubjectMismatch},
 		{"wrong audience", aud, sign(t, jwt.SigningMethodHS256, jwt.MapClaims{"sub": "web-1", "exp": now.Add(time.Minute).Unix(), "aud": "pulse-us", "iss": "ops"}, secret), ReasonBadAudience},
+		{"no audience", aud, sign(t, jwt.SigningMethodHS256, jwt.MapClaims{"sub": "web-1", "exp": now.Add(time.Minute).Unix(), "iss": "ops"}, secret), ReasonBadAudience},
+		{"no issuer", aud, sign(t, jwt.SigningMethodHS256, jwt.MapClaims{"sub": "web-1", "exp": now.Add(time.Minute).Unix(), "aud": "pulse-eu"}, secret), ReasonBadIssuer},
+		{"no exp, with audience and issuer", aud, sign(t, jwt.SigningMethodHS256, jwt.MapClaims{"sub": "web-1", "aud": "pulse-eu", "iss": "ops"}, secret), ReasonNoExpiry},
 		{"wrong issuer", aud, sign(t, jwt.SigningMethodHS256, jwt.MapClaims{"sub": "web-1", "exp": now.Add(time.Minute).Unix(), "aud": "pulse-eu", "iss": "dev"}, secret), ReasonBadIssuer},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
