@@ -4,6 +4,7 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
+	"io"
 	"time"
 
 	"github.com/pulsehq/pulse/wire"
@@ -80,6 +81,7 @@ func (c *conn) handshake(tc *tls.Conn) bool {
 		if c.ending.Load() == nil { // not interrupted by a shutdown
 			c.srv.authFailed(ReasonTLSHandshake)
 			c.srv.log.Info("TLS handshake failed", "peer", c.proto.peer, "error", errorText(err))
+			tellNotTLS(err)
 		}
 		c.nc.Close()
 		return false
@@ -88,4 +90,33 @@ func (c *conn) handshake(tc *tls.Conn) bool {
 		c.proto.peerCerts = st.PeerCertificates
 	}
 	return true
+}
+
+// notTLS is the answer, in the clear, to a client that speaks plain text
+// to the TLS port: without it, a pulse client or nc that forgot TLS would
+// see the connection closed and nothing else. unauthorized, because it
+// cannot be helped by retrying the same way (the client package stops).
+var notTLS = wire.AppendErr(nil, wire.CodeUnauthorized,
+	"this port speaks TLS: connect with TLS (pulse agent --tls, openssl s_client -connect HOST:PORT)")
+
+// tellNotTLS answers a handshake that failed because the first record was
+// not TLS (as net/http answers plain HTTP on its TLS port); anything else
+// that fails a handshake gets no word. As conn.close does, it then sends
+// FIN and drains the rest of the client's line for a moment, so that a
+// reset does not destroy the answer before the client reads it.
+func tellNotTLS(err error) {
+	var rhe tls.RecordHeaderError
+	if !errors.As(err, &rhe) || rhe.Conn == nil {
+		return
+	}
+	nc := rhe.Conn
+	_ = nc.SetWriteDeadline(time.Now().Add(lingerTimeout))
+	if _, err := nc.Write(notTLS); err != nil {
+		return
+	}
+	if tcp, ok := nc.(interface{ CloseWrite() error }); !ok || tcp.CloseWrite() != nil {
+		return
+	}
+	_ = nc.SetReadDeadline(time.Now().Add(lingerTimeout))
+	_, _ = io.Copy(io.Discard, nc)
 }

@@ -26,6 +26,7 @@ import (
 	pulseclient "github.com/pulsehq/pulse/client"
 	"github.com/pulsehq/pulse/internal/testpki"
 	"github.com/pulsehq/pulse/tlsconf"
+	"github.com/pulsehq/pulse/wire"
 )
 
 // authCounter is an Observer that counts refused authentications.
@@ -440,4 +441,40 @@ func TestTLSHandshakeDeadline(t *testing.T) {
 	waitBeats(t, ts, "healthy", before.Beats+3)
 	c := tlsDial(t, ts, p.clientConfig())
 	c.register(t, ts, "probe") // no event for the healthy session meanwhile
+}
+
+// A client that forgets TLS is told so, in the clear, rather than seeing
+// the connection closed without a word; the Go client stops at once.
+func TestPlainTextToTLSPort(t *testing.T) {
+	p := newPKI(t, false)
+	obs := &authCounter{}
+	ts := startServerWith(t, Config{Timing: fast, Observer: obs}, p.wrap)
+
+	nc, err := net.Dial("tcp", ts.addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	_ = nc.SetDeadline(time.Now().Add(patience))
+	if _, err := io.WriteString(nc, "HELLO web-1 {\"ack\":true}\n"); err != nil {
+		t.Fatal(err)
+	}
+	got, err := io.ReadAll(nc)
+	if err != nil {
+		t.Fatalf("read %q, then %v; want the answer and a clean close", got, err)
+	}
+	if !strings.HasPrefix(string(got), "ERR unauthorized this port speaks TLS") || strings.Count(string(got), "\n") != 1 {
+		t.Fatalf("plain text on the TLS port got %q", got)
+	}
+
+	ctx, cancel := context.WithTimeout(context.Background(), patience)
+	defer cancel()
+	_, err = pulseclient.Dial(ctx, ts.addr, "web-1")
+	var we *wire.Error
+	if !errors.As(err, &we) || we.Code != wire.CodeUnauthorized {
+		t.Fatalf("plain client Dial to a TLS port = %v, want ERR unauthorized at once", err)
+	}
+	if n := obs.counts()[ReasonTLSHandshake]; n != 2 {
+		t.Errorf("tls_handshake counted %d times, want 2", n)
+	}
 }
