@@ -262,6 +262,10 @@ func (c *Client) session() error {
 		tc := tls.Client(nc, tlsConfig(c.cfg.tls, c.addr))
 		if err := tc.HandshakeContext(hsCtx); err != nil {
 			nc.Close()
+			if rhe := (tls.RecordHeaderError{}); errors.As(err, &rhe) {
+				// A plain pulse server answers the ClientHello with ERR.
+				return fmt.Errorf("TLS handshake: the server at %s does not speak TLS (drop the TLS option, or run the server with --tls-cert): %w", c.addr, err)
+			}
 			return fmt.Errorf("TLS handshake: %w", err)
 		}
 		nc = tc
