@@ -271,7 +271,7 @@ func (c *Config) lineRate(interval time.Duration) float64 {
 
 // errSlowConsumer is the ERR of a client cut for not reading its replies.
 var errSlowConsumer = &wire.Error{Code: wire.CodeSlowConsumer,
-	Message: "slow consumer: the client left its replies unread too long or too many; it was cut"}
+	Message: "the client left its replies unread too long or too many; it was cut"}
 
 // errRateLimited is the ERR of a connection over its line rate.
 func errRateLimited(rate float64) *wire.Error {

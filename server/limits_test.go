@@ -415,7 +415,7 @@ func TestSlowConsumerCounted(t *testing.T) {
 		}
 	}
 	ev := ts.expect(t, pulse.EventLeft, "hog", pulse.ReasonError)
-	if !strings.Contains(ev.Detail, "slow consumer") {
+	if !strings.HasPrefix(ev.Detail, "slow_consumer: ") {
 		t.Fatalf("left detail %q", ev.Detail)
 	}
 	if n := obs.count(wire.CodeSlowConsumer); n != 1 {

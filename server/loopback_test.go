@@ -568,7 +568,7 @@ func TestSlowConsumerIsCut(t *testing.T) {
 		}
 	}()
 	ev := ts.expect(t, pulse.EventLeft, "hog", pulse.ReasonError)
-	if !strings.Contains(ev.Detail, "slow consumer") {
+	if !strings.HasPrefix(ev.Detail, "slow_consumer: ") {
 		t.Fatalf("left detail %q, want slow consumer", ev.Detail)
 	}
 	healthy.say(t, "BEAT 1")
