@@ -478,3 +478,38 @@ func TestPlainTextToTLSPort(t *testing.T) {
 		t.Errorf("tls_handshake counted %d times, want 2", n)
 	}
 }
+
+// A TLS connection refused by a limit is told so after its handshake, but
+// one that never sends its ClientHello is closed within refuseTLSTimeout:
+// it is counted by no limit, so it must not be held for as long as it
+// likes.
+func TestTLSRefusalIsBounded(t *testing.T) {
+	p := newPKI(t, false)
+	ts := startServerWith(t, Config{Timing: fast, MaxConnsPerIP: 1, HelloTimeout: time.Minute}, p.wrap)
+	held, err := net.Dial("tcp", ts.addr) // the one the limit allows
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer held.Close()
+	waitFor(t, func() bool { return ts.Connections() == 1 }, "the first connection counted")
+
+	over := tlsDial(t, ts, p.clientConfig())
+	over.hear(t, "ERR too_many_connections")
+	over.closed(t)
+
+	silent, err := net.Dial("tcp", ts.addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer silent.Close()
+	start := time.Now()
+	_ = silent.SetReadDeadline(time.Now().Add(patience))
+	_, err = io.Copy(io.Discard, silent)
+	var ne net.Error
+	if errors.As(err, &ne) && ne.Timeout() {
+		t.Fatalf("a silent connection over the limit was still open after %v", patience)
+	}
+	if took := time.Since(start); took > refuseTLSTimeout+time.Second {
+		t.Fatalf("a silent connection over the limit was closed after %v, want about %v", took, refuseTLSTimeout)
+	}
+}

@@ -49,6 +49,9 @@ const (
 	// refusalLogEvery is the shortest time between two log lines about
 	// refused connections: a flood is summarised, not logged line by line.
 	refusalLogEvery = time.Second
+	// refuseTLSTimeout bounds the refusal of a TLS connection over a limit:
+	// the handshake, then the ERR line.
+	refuseTLSTimeout = time.Second
 )
 
 // DefaultMaxConns returns the connection limit that a zero
@@ -121,19 +124,24 @@ func (s *Server) Connections() int {
 // refuse tells a connection over a limit why, and closes it without
 // reading a byte. A plain TCP socket takes the line at once (its send
 // buffer is empty); any other connection, such as TLS, which would shake
-// hands first, is told on a goroutine of its own, for a moment at most.
+// hands first, is told on a goroutine of its own, for refuseTLSTimeout at
+// most: the deadline covers the handshake's reads too, or a client that
+// never sent its ClientHello would hold the goroutine and its descriptor,
+// uncounted by the limits, and Shutdown with them, for as long as it liked.
 func (s *Server) refuse(nc net.Conn, e *wire.Error) {
 	s.cfg.Observer.Rejected(e.Code)
 	s.refusals.note(nc.RemoteAddr().String(), e)
 	line := wire.AppendErr(nil, e.Code, e.Message)
-	say := func() {
+	if _, ok := nc.(*net.TCPConn); ok {
 		_ = nc.SetWriteDeadline(time.Now().Add(lingerTimeout))
 		_, _ = nc.Write(line)
 		nc.Close()
-	}
-	if _, ok := nc.(*net.TCPConn); ok {
-		say()
 		return
+	}
+	say := func() {
+		_ = nc.SetDeadline(time.Now().Add(refuseTLSTimeout))
+		_, _ = nc.Write(line)
+		nc.Close()
 	}
 	s.connsWG.Add(1)
 	go func() {
