@@ -552,7 +552,11 @@ func TestClientChoosesItsInterval(t *testing.T) {
 // ACKs fills its socket buffers; the server cuts it after the write
 // timeout, and a healthy session beside it is not held up.
 func TestSlowConsumerIsCut(t *testing.T) {
-	ts := startServer(t, Config{WriteTimeout: 200 * time.Millisecond, MaxBeatRate: -1}) // a hog beats as fast as it can
+	// A minute's interval: the healthy session says nothing while the hog
+	// is cut, which on a loaded machine may take seconds, and must not
+	// turn suspect for its own silence. A hog beats as fast as it can.
+	ts := startServer(t, Config{Timing: pulse.Timing{Interval: time.Minute, Misses: 5},
+		WriteTimeout: 200 * time.Millisecond, MaxBeatRate: -1})
 	healthy := ts.dial(t)
 	healthy.register(t, ts, "healthy")
 
