@@ -198,6 +198,11 @@ func New(srv Server, cfg Config) (*Node, error) {
 	timeout := min(max(cfg.TTL/2, 200*time.Millisecond), 3*time.Second)
 	opt.DialTimeout, opt.ReadTimeout, opt.WriteTimeout, opt.PoolTimeout = timeout, timeout, timeout, timeout
 	opt.MaxRetries = 1
+	// One dial per attempt: go-redis otherwise dials 5 times, 100 ms
+	// apart, each up to DialTimeout, so that an unreachable Redis held
+	// New (and every sync) for 10 times the timeout, 25 s at the default
+	// ttl, while the node's own events waited.
+	opt.DialerRetries = 1
 	n := &Node{
 		cfg:        cfg,
 		srv:        srv,
@@ -273,11 +278,11 @@ func (n *Node) fail(err error) {
 	}
 }
 
-// setUp records a finished sync.
-func (n *Node) setUp() {
+// setUp records a finished sync that republished sessions, the node's own.
+func (n *Node) setUp(sessions int) {
 	switch n.state.Swap(stateUp) {
 	case stateDown:
-		n.log.Info("store reachable again; this node's sessions are republished", "sessions", n.view.len())
+		n.log.Info("store reachable again; this node's sessions are republished", "sessions", sessions)
 	case stateUnknown:
 		n.log.Info("joined the cluster", "store", n.rdb.Options().Addr)
 	}
@@ -468,7 +473,7 @@ func (n *Node) sync(ctx context.Context, local map[string]pulse.Session) {
 		return
 	}
 	n.needSync = false
-	n.setUp()
+	n.setUp(len(local))
 	// Only now, up, wake the reader at its new positions.
 	select {
 	case n.synced <- struct{}{}:
