@@ -273,3 +273,36 @@ func TestRedisRestartedWithData(t *testing.T) {
 		t.Errorf("%d node_lost deaths of live nodes' sessions: %s", n, describe(wa.all()))
 	}
 }
+
+// While the store is unreachable, a node answers with the beat counts of
+// other nodes' sessions it last read, not those of each session's join: a
+// session that beats on does not look as if it had stopped.
+func TestOutageKeepsTheBeatsLastRead(t *testing.T) {
+	rs := redistest.Start(t)
+	a, b := startNode(t, rs.URL(), "a"), startNode(t, rs.URL(), "b")
+	dial(t, b.hb, "b1")
+	viewIs(t, []string{"b1@b"}, a, b)
+	ctx, cancel := context.WithTimeout(context.Background(), patience)
+	defer cancel()
+	var seen uint64
+	eventually(t, "a reads b1's beats", func() (bool, string) {
+		s, err := a.c.Session(ctx, "b1")
+		if err != nil {
+			return false, err.Error()
+		}
+		seen = s.Beats
+		return seen >= 3, fmt.Sprintf("%d beats", seen)
+	})
+	rs.Stop()
+	eventually(t, "a says the store is unreachable", func() (bool, string) {
+		cl := clusterOf(t, a)
+		return cl.Store == "unreachable", cl.Store
+	})
+	s, err := a.c.Session(ctx, "b1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.Beats < seen {
+		t.Errorf("b1 on a while the store is unreachable: %d beats, after %d were read", s.Beats, seen)
+	}
+}
