@@ -328,7 +328,7 @@ func (h *hub) start(lastID string) (gen, after uint64, here, reset string, err e
 	switch {
 	case lastID == "":
 	case epoch != h.epoch:
-		reset = "the server restarted since that event"
+		reset = "the server (or its cluster's store) restarted since that event"
 	case seq < h.floor:
 		reset = fmt.Sprintf("that event is older than the %d kept to resume from", len(h.ring))
 	default:
