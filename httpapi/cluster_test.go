@@ -1,8 +1,10 @@
 package httpapi
 
 import (
+	"bufio"
 	"context"
 	"encoding/json"
+	"io"
 	"net/http"
 	"strings"
 	"sync"
@@ -151,4 +153,43 @@ func (n *numbered) streamsReady() int {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	return len(n.subs)
+}
+
+// A stream open when its source resets is ended as restarted, not as a
+// reader that fell behind: the reader did nothing wrong, and reconnects.
+func TestSourceResetEndsOpenStreamsAsRestarted(t *testing.T) {
+	src := &numbered{table: newTable(t, pulse.Timing{Interval: time.Second, Misses: 3}), epoch: "e1"}
+	_, c := serveAPI(t, Config{Source: src})
+	for deadline := time.Now().Add(patience); src.streamsReady() < 1; {
+		if time.Now().After(deadline) {
+			t.Fatal("the hub did not subscribe")
+		}
+		time.Sleep(time.Millisecond) // the hub subscribes on its own goroutine
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), patience)
+	defer cancel()
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, c.Base()+"/v1/events", nil)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	r := bufio.NewReader(resp.Body)
+	for { // past the ready frame
+		line, err := r.ReadString('\n')
+		if err != nil {
+			t.Fatalf("before ready: %v", err)
+		}
+		if line == "\n" {
+			break
+		}
+	}
+	src.reset("e2")
+	rest, err := io.ReadAll(r)
+	if err != nil {
+		t.Fatalf("reading to the end of the stream: %v", err)
+	}
+	if !strings.Contains(string(rest), ": restarted:") || strings.Contains(string(rest), "behind") {
+		t.Fatalf("the stream ended with %q; want a restarted comment, not a fell-behind one", rest)
+	}
 }

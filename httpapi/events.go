@@ -279,9 +279,10 @@ func parseEventID(id string) (epoch string, seq uint64, err error) {
 type readState uint8
 
 const (
-	readOK     readState = iota
-	readBehind           // the stream's next event has left the ring
-	readClosed           // the hub closed and the stream has everything
+	readOK      readState = iota
+	readBehind            // the stream's next event has left the ring
+	readRestart           // the hub follows its source afresh: the stream's place is gone
+	readClosed            // the hub closed and the stream has everything
 )
 
 // read appends to frames the frames of the events after seq after, up to
@@ -290,7 +291,10 @@ const (
 func (h *hub) read(gen, after uint64, frames [][]byte) ([][]byte, uint64, <-chan struct{}, readState) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	if after < h.floor || gen != h.gen {
+	if gen != h.gen {
+		return frames, after, nil, readRestart
+	}
+	if after < h.floor {
 		return frames, after, nil, readBehind
 	}
 	// the first event held after it
@@ -324,7 +328,7 @@ func (h *hub) start(lastID string) (gen, after uint64, here, reset string, err e
 	switch {
 	case lastID == "":
 	case epoch != h.epoch:
-		reset = "the server restarted since that event"
+		reset = "the server (or its cluster's store) restarted since that event"
 	case seq < h.floor:
 		reset = fmt.Sprintf("that event is older than the %d kept to resume from", len(h.ring))
 	default:
@@ -388,6 +392,14 @@ func (a *API) events(w http.ResponseWriter, r *http.Request) {
 			s.frame(": dropped: this stream fell more than %d events behind; reconnect to resume\n\n", len(h.ring))
 			s.flush()
 			a.cfg.Logger.Info("event stream dropped: its reader fell behind", "peer", r.RemoteAddr)
+			return
+		case readRestart:
+			// The source reset (a cluster node resynced with its store) or
+			// the hub itself fell behind: not the reader's doing. It
+			// reconnects with its last ID and gets a reset.
+			s.frame(": restarted: the event history started afresh; reconnect to resume\n\n")
+			s.flush()
+			a.cfg.Logger.Debug("event stream ended: the event history started afresh", "peer", r.RemoteAddr)
 			return
 		case readClosed:
 			return

@@ -11,6 +11,8 @@ import (
 	"github.com/pulsehq/pulse"
 	"github.com/pulsehq/pulse/httpapi"
 	"github.com/pulsehq/pulse/internal/redistest"
+	"github.com/pulsehq/pulse/redis"
+	"github.com/pulsehq/pulse/server"
 	"github.com/pulsehq/pulse/wire"
 )
 
@@ -150,5 +152,61 @@ func TestKickAcrossNodes(t *testing.T) {
 	var apiErr *httpapi.Error
 	if _, err := b.c.Kick(ctx, "victim", ""); !errors.As(err, &apiErr) || apiErr.Status != 404 {
 		t.Fatalf("kick of a session no node holds: %v, want 404", err)
+	}
+}
+
+// A second process given a name a live node has is refused: it does not
+// take the first's sessions (they stay in every node's view, with no
+// event), and New says why. Once the first leaves, the name is free.
+func TestNodeNameInUse(t *testing.T) {
+	rs := redistest.Start(t)
+	a, b := startNode(t, rs.URL(), "a"), startNode(t, rs.URL(), "b")
+	dial(t, a.hb, "a1")
+	want := []string{"a1@a"}
+	viewIs(t, want, a, b)
+	wb := watch(t, b, "")
+
+	srv, err := server.New(server.Config{Timing: pulse.Timing{Interval: interval, Misses: 10}, Logger: logger()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Close()
+	dup, err := redis.New(srv, redis.Config{URL: rs.URL(), Node: "a", TTL: ttl, Interval: interval, Logger: logger()})
+	if !errors.Is(err, redis.ErrNodeInUse) {
+		if dup != nil {
+			srv.Close() // the node's Close waits for its server's end
+			_ = dup.Close(context.Background())
+		}
+		t.Fatalf("a second node named a: %v, want ErrNodeInUse", err)
+	}
+	// Past a renewal of a's, its sessions are still there, and no event
+	// came of the second process.
+	eventually(t, "a renewing after the second process was refused", func() (bool, string) {
+		for _, n := range clusterOf(t, b).Nodes {
+			if n.Name == "a" && n.LastSeen.Sub(n.Since) > ttl {
+				return true, ""
+			}
+		}
+		return false, fmt.Sprintf("%+v", clusterOf(t, b))
+	})
+	viewIs(t, want, a, b)
+	if ev := wb.events(); len(ev) != 0 {
+		t.Errorf("events after the second process of a: %s", describe(ev))
+	}
+
+	// a leaves cleanly: the name is free at once.
+	ctx, cancel := context.WithTimeout(context.Background(), patience)
+	defer cancel()
+	_ = a.srv.Shutdown(ctx)
+	if err := a.node.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	again, err := redis.New(srv, redis.Config{URL: rs.URL(), Node: "a", TTL: ttl, Interval: interval, Logger: logger()})
+	if err != nil {
+		t.Fatalf("a new node a after a left: %v", err)
+	}
+	srv.Close()
+	if err := again.Close(ctx); err != nil {
+		t.Error(err)
 	}
 }

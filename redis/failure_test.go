@@ -223,3 +223,86 @@ func TestRedisRestartedEmpty(t *testing.T) {
 		}
 	}
 }
+
+// Redis stopped with its data saved, and started again from it after the
+// nodes' leases lapsed: the store still lists every node, with a lease
+// gone, and the same epoch. No live node may be taken for lost: every node
+// registers again before any reaper judges, the view keeps every session
+// once, and no node_lost is declared. (Here both nodes come back within a
+// renewal of each other; the reaper's guard for a node that comes back up
+// to a ttl later than another is in reapScript, judged on Redis's clock.)
+func TestRedisRestartedWithData(t *testing.T) {
+	rs := redistest.Start(t)
+	a, b := startNode(t, rs.URL(), "a"), startNode(t, rs.URL(), "b")
+	dial(t, a.hb, "a1")
+	dial(t, b.hb, "b1")
+	want := []string{"a1@a", "b1@b"}
+	viewIs(t, want, a, b)
+	wa := watch(t, a, "")
+
+	if _, err := rs.Do("SAVE"); err != nil { // the RDB that Restart loads
+		t.Fatal(err)
+	}
+	rs.Stop()
+	for _, n := range []*testNode{a, b} {
+		eventually(t, n.name+" says the store is unreachable", func() (bool, string) {
+			cl := clusterOf(t, n)
+			return cl.Store == "unreachable", cl.Store
+		})
+	}
+	// The outage outlasts every lease the RDB holds: Redis drops them as it
+	// loads, and keeps the nodes' entries.
+	time.Sleep(2 * ttl)
+	rs.Restart()
+	if v, err := rs.Do("HLEN", "pulse:nodes"); err != nil || v != "2" {
+		t.Fatalf("the restarted Redis lists %q nodes (%v); want the 2 it saved", v, err)
+	}
+	eventually(t, "both nodes renewing two ttls after the restart", func() (bool, string) {
+		cl := clusterOf(t, a)
+		ok := cl.Store == "ok" && len(cl.Nodes) == 2
+		for _, n := range cl.Nodes {
+			ok = ok && n.LastSeen.Sub(n.Since) > 2*ttl
+		}
+		return ok, fmt.Sprintf("%+v", cl)
+	})
+	viewIs(t, want, a, b)
+	if n := streamCount(t, rs, "dead", pulse.ReasonNodeLost); n != 0 {
+		t.Errorf("the store's stream holds %d node_lost deaths; no node died", n)
+	}
+	if n := count(wa.events(), pulse.EventDead, pulse.ReasonNodeLost, ""); n != 0 {
+		t.Errorf("%d node_lost deaths of live nodes' sessions: %s", n, describe(wa.all()))
+	}
+}
+
+// While the store is unreachable, a node answers with the beat counts of
+// other nodes' sessions it last read, not those of each session's join: a
+// session that beats on does not look as if it had stopped.
+func TestOutageKeepsTheBeatsLastRead(t *testing.T) {
+	rs := redistest.Start(t)
+	a, b := startNode(t, rs.URL(), "a"), startNode(t, rs.URL(), "b")
+	dial(t, b.hb, "b1")
+	viewIs(t, []string{"b1@b"}, a, b)
+	ctx, cancel := context.WithTimeout(context.Background(), patience)
+	defer cancel()
+	var seen uint64
+	eventually(t, "a reads b1's beats", func() (bool, string) {
+		s, err := a.c.Session(ctx, "b1")
+		if err != nil {
+			return false, err.Error()
+		}
+		seen = s.Beats
+		return seen >= 3, fmt.Sprintf("%d beats", seen)
+	})
+	rs.Stop()
+	eventually(t, "a says the store is unreachable", func() (bool, string) {
+		cl := clusterOf(t, a)
+		return cl.Store == "unreachable", cl.Store
+	})
+	s, err := a.c.Session(ctx, "b1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.Beats < seen {
+		t.Errorf("b1 on a while the store is unreachable: %d beats, after %d were read", s.Beats, seen)
+	}
+}

@@ -19,6 +19,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -89,6 +91,13 @@ type Config struct {
 	Observer Observer
 }
 
+// ErrNodeInUse is returned by New, wrapped, when another live process of
+// the cluster has the node's name: its lease in the store is not this
+// process's. A node that finds itself in that state later (its lease
+// lapsed, and another process of its name registered) stays out of the
+// cluster, serving its own clients, until the other's lease lapses.
+var ErrNodeInUse = errors.New("another live node of the cluster has this name")
+
 // store states
 const (
 	stateUnknown int32 = iota // not synced yet
@@ -120,12 +129,14 @@ const maxEnded = 100_000
 // httpapi.Source, serving the view of the whole cluster. Create it with
 // New and stop it with Close after the server has shut down.
 type Node struct {
-	cfg  Config
-	srv  Server
-	rdb  *goredis.Client
-	log  *slog.Logger
-	obs  Observer
-	view *view
+	cfg Config
+	srv Server
+	// instance tells this process's lease from another's of the same name.
+	instance string
+	rdb      *goredis.Client
+	log      *slog.Logger
+	obs      Observer
+	view     *view
 
 	state atomic.Int32
 	// gap is set by the reader when the event stream was trimmed past
@@ -140,6 +151,8 @@ type Node struct {
 
 	// owned by the writer goroutine
 	needSync bool
+	inUse    bool                   // the last sync found the name in use; logged
+	startErr error                  // set before firstSync is closed: New fails with it
 	ended    map[string]pulse.Event // by session ID: ended while the store was unreachable
 	flushed  map[string]flushedBeats
 
@@ -198,9 +211,15 @@ func New(srv Server, cfg Config) (*Node, error) {
 	timeout := min(max(cfg.TTL/2, 200*time.Millisecond), 3*time.Second)
 	opt.DialTimeout, opt.ReadTimeout, opt.WriteTimeout, opt.PoolTimeout = timeout, timeout, timeout, timeout
 	opt.MaxRetries = 1
+	// One dial per attempt: go-redis otherwise dials 5 times, 100 ms
+	// apart, each up to DialTimeout, so that an unreachable Redis held
+	// New (and every sync) for 10 times the timeout, 25 s at the default
+	// ttl, while the node's own events waited.
+	opt.DialerRetries = 1
 	n := &Node{
 		cfg:        cfg,
 		srv:        srv,
+		instance:   randomID() + randomID(),
 		rdb:        goredis.NewClient(opt),
 		log:        cfg.Logger.With("node", cfg.Node),
 		obs:        cfg.Observer,
@@ -219,6 +238,13 @@ func New(srv Server, cfg Config) (*Node, error) {
 	go n.write(ctx, sub, snap)
 	go n.read(ctx)
 	<-n.firstSync // so that the API starts with the cluster's view, if Redis answers
+	if n.startErr != nil {
+		cancel()
+		<-n.writerDone
+		<-n.readerDone
+		_ = n.rdb.Close()
+		return nil, n.startErr
+	}
 	return n, nil
 }
 
@@ -273,11 +299,11 @@ func (n *Node) fail(err error) {
 	}
 }
 
-// setUp records a finished sync.
-func (n *Node) setUp() {
+// setUp records a finished sync that republished sessions, the node's own.
+func (n *Node) setUp(sessions int) {
 	switch n.state.Swap(stateUp) {
 	case stateDown:
-		n.log.Info("store reachable again; this node's sessions are republished", "sessions", n.view.len())
+		n.log.Info("store reachable again; this node's sessions are republished", "sessions", sessions)
 	case stateUnknown:
 		n.log.Info("joined the cluster", "store", n.rdb.Options().Addr)
 	}
@@ -296,7 +322,12 @@ func (n *Node) write(ctx context.Context, sub *registry.Subscription, snap []pul
 	for _, s := range snap {
 		local[s.Name] = s
 	}
-	n.sync(ctx, local)
+	if err := n.sync(ctx, local); errors.Is(err, ErrNodeInUse) {
+		n.startErr = err
+		sub.Close()
+		close(n.firstSync)
+		return
+	}
 	close(n.firstSync)
 	lease := time.NewTicker(n.cfg.TTL / 3)
 	defer lease.Stop()
@@ -437,9 +468,14 @@ func (n *Node) renew(ctx context.Context, local map[string]pulse.Session) {
 		return
 	}
 	ok, err := renewScript.Run(ctx, n.rdb, []string{n.key("nodes"), n.key("lease:" + n.cfg.Node), n.key("epoch")},
-		n.cfg.Node, len(local), n.cfg.TTL.Milliseconds()).Int()
+		n.cfg.Node, len(local), n.cfg.TTL.Milliseconds(), n.instance).Int()
 	if err != nil {
 		n.fail(err)
+		return
+	}
+	if ok < 0 {
+		n.needSync = true
+		n.nameInUse(fmt.Errorf("%w: %q (this node's lease lapsed, and another process of the name registered)", ErrNodeInUse, n.cfg.Node))
 		return
 	}
 	if ok == 0 {
@@ -461,18 +497,40 @@ func (n *Node) renew(ctx context.Context, local map[string]pulse.Session) {
 // sync (re)joins the store: it registers the node, publishes how the
 // sessions it had published and lost meanwhile ended, republishes the
 // ones it holds, reloads the view and resets its event streams.
-func (n *Node) sync(ctx context.Context, local map[string]pulse.Session) {
+func (n *Node) sync(ctx context.Context, local map[string]pulse.Session) error {
 	if err := n.syncOnce(ctx, local); err != nil {
-		n.fail(err)
 		n.needSync = true
-		return
+		if errors.Is(err, ErrNodeInUse) {
+			n.nameInUse(err)
+		} else {
+			n.fail(err)
+		}
+		return err
 	}
 	n.needSync = false
-	n.setUp()
+	n.inUse = false
+	n.setUp(len(local))
 	// Only now, up, wake the reader at its new positions.
 	select {
 	case n.synced <- struct{}{}:
 	default:
+	}
+	return nil
+}
+
+// nameInUse keeps the node out of the cluster while another process holds
+// its name: it serves its own clients, as while the store is unreachable,
+// and logs once.
+func (n *Node) nameInUse(err error) {
+	if n.state.Load() == stateUnknown {
+		return // New fails with err
+	}
+	if !n.inUse {
+		n.inUse = true
+		n.log.Error("another live node of the cluster has this node's name; this node stays out of the cluster, serving its own clients, until that node's lease lapses: give every node its own --node", "error", err)
+	}
+	if n.state.Swap(stateDown) != stateDown && n.obs != nil {
+		n.obs.StoreUp(false)
 	}
 }
 
@@ -491,7 +549,14 @@ func (n *Node) syncOnce(ctx context.Context, local map[string]pulse.Session) err
 		return fmt.Errorf("redis: epoch: %w", err)
 	}
 	info := fmt.Sprintf(`{"name":%q,"addr":%q,"http":%q,"sessions":%d}`, me, n.cfg.Addr, n.cfg.HTTP, len(local))
-	if err := registerScript.Run(ctx, n.rdb, []string{n.key("nodes"), n.key("lease:" + me)}, me, info, n.cfg.TTL.Milliseconds()).Err(); err != nil {
+	if err := registerScript.Run(ctx, n.rdb, []string{n.key("nodes"), n.key("lease:" + me)}, me, info, n.cfg.TTL.Milliseconds(), n.instance).Err(); err != nil {
+		if pttl, ok := strings.CutPrefix(err.Error(), "NODEINUSE "); ok {
+			within := ""
+			if ms, err := strconv.ParseInt(pttl, 10, 64); err == nil && ms > 0 {
+				within = fmt.Sprintf(" within %v", (time.Duration(ms) * time.Millisecond).Round(100*time.Millisecond))
+			}
+			return fmt.Errorf("%w: %q (if that node is gone, its lease lapses%s)", ErrNodeInUse, me, within)
+		}
 		return fmt.Errorf("redis: register: %w", err)
 	}
 

@@ -80,29 +80,39 @@ return false
 `)
 
 // registerScript (re)registers a node: its entry in the nodes hash, since
-// and last_seen now by Redis's clock, and its lease.
+// and last_seen now by Redis's clock, and its lease, which holds the
+// node's instance (random per process). It registers nothing, and fails
+// with "NODEINUSE <pttl>", while another instance's lease of the name is
+// live: two processes given one name must not take each other's sessions.
 //
 //	KEYS: nodes, lease:{me}
-//	ARGV: me, node JSON, ttl ms
+//	ARGV: me, node JSON, ttl ms, instance
 var registerScript = goredis.NewScript(`
+local holder = redis.call('GET', KEYS[2])
+if holder and holder ~= ARGV[4] then
+  return redis.error_reply('NODEINUSE ' .. redis.call('PTTL', KEYS[2]))
+end
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local info = cjson.decode(ARGV[2])
 info.since = now
 info.last_seen = now
 redis.call('HSET', KEYS[1], ARGV[1], cjson.encode(info))
-redis.call('SET', KEYS[2], '1', 'PX', ARGV[3])
+redis.call('SET', KEYS[2], ARGV[4], 'PX', ARGV[3])
 return now
 `)
 
 // renewScript renews a node's lease and last_seen. It returns 0, renewing
 // nothing, if the node is missing from the nodes hash (a reaper removed it,
 // or Redis restarted empty) or the epoch is gone: the node must register
-// and republish.
+// and republish; -1 if another instance holds the name's lease (this one
+// lapsed, and another process of the name registered).
 //
 //	KEYS: nodes, lease:{me}, epoch
-//	ARGV: me, sessions, ttl ms
+//	ARGV: me, sessions, ttl ms, instance
 var renewScript = goredis.NewScript(`
+local holder = redis.call('GET', KEYS[2])
+if holder and holder ~= ARGV[4] then return -1 end
 local cur = redis.call('HGET', KEYS[1], ARGV[1])
 if not cur or redis.call('EXISTS', KEYS[3]) == 0 then return 0 end
 local t = redis.call('TIME')
@@ -110,7 +120,7 @@ local info = cjson.decode(cur)
 info.last_seen = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 info.sessions = tonumber(ARGV[2])
 redis.call('HSET', KEYS[1], ARGV[1], cjson.encode(info))
-redis.call('SET', KEYS[2], '1', 'PX', ARGV[3])
+redis.call('SET', KEYS[2], ARGV[4], 'PX', ARGV[3])
 return 1
 `)
 

@@ -84,6 +84,9 @@ func (n *Node) freshen(ss []pulse.Session) {
 			}
 		}
 	}
+	if len(beats) > 0 {
+		n.view.noteBeats(ss)
+	}
 }
 
 // Kick removes the named session, whichever node holds it: a session of

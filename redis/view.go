@@ -107,6 +107,21 @@ func (v *view) apply(ev pulse.Event, local bool) {
 	}
 }
 
+// noteBeats keeps the beat counts of ss, read from the store, in the
+// mirror, for the sessions it holds unchanged and had older counts of: so
+// that while the store is unreachable the view answers with the latest
+// counts it read, not those of each session's last change.
+func (v *view) noteBeats(ss []pulse.Session) {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	for i := range ss {
+		s := &ss[i]
+		if cur := v.byName[s.Name]; cur != nil && cur.ID == s.ID && s.Beats > cur.Beats {
+			cur.Beats, cur.LastBeat, cur.RTT = s.Beats, s.LastBeat, s.RTT
+		}
+	}
+}
+
 // lookup returns the named session.
 func (v *view) lookup(name string) (pulse.Session, bool) {
 	v.mu.Lock()

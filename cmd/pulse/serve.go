@@ -250,6 +250,9 @@ func (c *serveCommand) Run(ctx context.Context, args []string) error {
 		if err != nil {
 			ln.Close()
 			srv.Close()
+			if errors.Is(err, redis.ErrNodeInUse) {
+				return usageErrorf("--node %s: %v; give every node its own name", *nodeName, err)
+			}
 			return usageErrorf("--redis: %v", err)
 		}
 		src = member
