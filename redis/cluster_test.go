@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strconv"
 	"testing"
 	"time"
 
@@ -208,5 +209,35 @@ func TestNodeNameInUse(t *testing.T) {
 	srv.Close()
 	if err := again.Close(ctx); err != nil {
 		t.Error(err)
+	}
+}
+
+// A node restarted under its name at once after a crash finds its previous
+// process's lease in the store: it waits for that lease to lapse, and
+// joins, rather than being refused as a duplicate.
+func TestNodeRestartedAfterACrashWaitsForItsOldLease(t *testing.T) {
+	rs := redistest.Start(t)
+	// The lease a killed process of the name left: another instance's,
+	// lapsing within the ttl.
+	if _, err := rs.Do("SET", "pulse:lease:a", "a-process-killed-with-sigkill", "PX", strconv.FormatInt(ttl.Milliseconds(), 10)); err != nil {
+		t.Fatal(err)
+	}
+	srv, err := server.New(server.Config{Timing: pulse.Timing{Interval: interval, Misses: 10}, Logger: logger()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	n, err := redis.New(srv, redis.Config{URL: rs.URL(), Node: "a", TTL: ttl, Interval: interval, Logger: logger()})
+	if err != nil {
+		srv.Close()
+		t.Fatalf("restarted node a: %v, want it to join once the old lease lapsed", err)
+	}
+	took := time.Since(start)
+	srv.Close()
+	if err := n.Close(context.Background()); err != nil {
+		t.Error(err)
+	}
+	if took < ttl/2 || took > ttl+ttl/3+time.Second {
+		t.Errorf("joined after %v; want after the old lease's %v, and within a ttl and a third", took, ttl)
 	}
 }

@@ -299,6 +299,31 @@ func (n *Node) fail(err error) {
 	}
 }
 
+// firstSyncOf is the node's first sync. If the name's lease is another
+// process's, it waits for that lease to lapse, trying again every TTL/3
+// for a TTL and a third: a node restarted at once after a crash (kill -9,
+// a supervisor restarting it) finds the lease of its previous process,
+// which lapses within a TTL, and joins then; a live node of the name
+// renews its lease, and this one is refused with ErrNodeInUse.
+func (n *Node) firstSyncOf(ctx context.Context, local map[string]pulse.Session) error {
+	err := n.sync(ctx, local)
+	if !errors.Is(err, ErrNodeInUse) {
+		return err
+	}
+	wait := n.cfg.TTL + n.cfg.TTL/3
+	n.log.Warn("the store holds a lease of this node's name from another process: a previous run of this node that died, or a live node of the same name; waiting for it to lapse", "node", n.cfg.Node, "wait", wait)
+	deadline := time.Now().Add(wait)
+	for errors.Is(err, ErrNodeInUse) && time.Now().Before(deadline) {
+		select {
+		case <-time.After(n.cfg.TTL / 3):
+		case <-ctx.Done():
+			return err
+		}
+		err = n.sync(ctx, local)
+	}
+	return err
+}
+
 // setUp records a finished sync that republished sessions, the node's own.
 func (n *Node) setUp(sessions int) {
 	switch n.state.Swap(stateUp) {
@@ -322,7 +347,7 @@ func (n *Node) write(ctx context.Context, sub *registry.Subscription, snap []pul
 	for _, s := range snap {
 		local[s.Name] = s
 	}
-	if err := n.sync(ctx, local); errors.Is(err, ErrNodeInUse) {
+	if err := n.firstSyncOf(ctx, local); errors.Is(err, ErrNodeInUse) {
 		n.startErr = err
 		sub.Close()
 		close(n.firstSync)
