@@ -182,6 +182,7 @@ func TestSecurityFlagErrors(t *testing.T) {
 		{[]string{"serve", "--tls-cert", "x.crt"}, "--tls-cert and --tls-key go together"},
 		{[]string{"serve", "--tls-client-ca", "ca.crt"}, "--tls-client-ca needs TLS"},
 		{[]string{"serve", "--auth-jwt-audience", "a"}, "need --auth-jwt-key"},
+		{[]string{"serve", "--auth-jwt-leeway", "1m"}, "need --auth-jwt-key"},
 		{[]string{"agent", "--cert", "x.crt"}, "needs both a certificate and a key"},
 		{[]string{"ls", "--http", "http://127.0.0.1:1", "--tls"}, "plain http"},
 	} {

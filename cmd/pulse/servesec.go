@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"crypto/tls"
+	"flag"
 	"fmt"
 	"log/slog"
 	"net"
@@ -23,9 +24,11 @@ type securityFlags struct {
 	jwtKey, jwtAudience          *string
 	jwtIssuer                    *string
 	jwtLeeway                    *time.Duration
+	fs                           *flagSet // to tell a flag given from its default
 }
 
 func (f *securityFlags) register(fs *flagSet) {
+	f.fs = fs
 	f.tlsCert = fs.String("tls-cert", "", "serve TLS on the heartbeat and HTTP ports with this PEM certificate chain `file` (needs --tls-key; reloaded on SIGHUP)")
 	f.tlsKey = fs.String("tls-key", "", "the PEM private key `file` of --tls-cert (reloaded on SIGHUP)")
 	f.tlsClientCA = fs.String("tls-client-ca", "", "demand client certificates signed by a CA in this PEM `file` on the heartbeat port (mTLS); a session's name must then be the certificate's CN or a DNS name of it (reloaded on SIGHUP)")
@@ -71,10 +74,18 @@ func (f *securityFlags) load() (*serveSecurity, error) {
 			return nil, fmt.Errorf("--auth-jwt-key: %w", err)
 		}
 		s.jwt = v
-	} else if *f.jwtAudience != "" || *f.jwtIssuer != "" {
-		return nil, usageErrorf("--auth-jwt-audience and --auth-jwt-issuer need --auth-jwt-key")
+	} else if *f.jwtAudience != "" || *f.jwtIssuer != "" || f.given("auth-jwt-leeway") {
+		return nil, usageErrorf("--auth-jwt-audience, --auth-jwt-issuer and --auth-jwt-leeway need --auth-jwt-key")
 	}
 	return s, nil
+}
+
+// given reports whether the flag name was set, on the command line or from
+// the environment.
+func (f *securityFlags) given(name string) bool {
+	set := false
+	f.fs.Visit(func(fl *flag.Flag) { set = set || fl.Name == name })
+	return set
 }
 
 // authenticator returns what checks each HELLO: the JWT, the client
@@ -143,6 +154,17 @@ func (s *serveSecurity) reload(log *slog.Logger) error {
 	return failed
 }
 
+// reloading says what a SIGHUP reloads.
+func (s *serveSecurity) reloading() string {
+	switch {
+	case s.tls != nil && s.jwt != nil:
+		return "the TLS certificate and the JWT key"
+	case s.tls != nil:
+		return "the TLS certificate"
+	}
+	return "the JWT key"
+}
+
 // reloadOnSIGHUP reloads on every SIGHUP until ctx ends or the returned
 // stop is called; stop waits for the goroutine to finish.
 func (s *serveSecurity) reloadOnSIGHUP(ctx context.Context, log *slog.Logger) (stop func()) {
@@ -161,7 +183,7 @@ func (s *serveSecurity) reloadOnSIGHUP(ctx context.Context, log *slog.Logger) (s
 			case <-ctx.Done():
 				return
 			case <-hup:
-				log.Info("SIGHUP: reloading the TLS certificate and JWT key")
+				log.Info("SIGHUP: reloading " + s.reloading())
 				_ = s.reload(log) // logged; the old material stays
 			}
 		}
