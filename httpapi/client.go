@@ -137,6 +137,16 @@ func (c *Client) Kick(ctx context.Context, name, reason string) (Session, error)
 	return s, err
 }
 
+// Cluster returns what GET /v1/cluster answers: the node that answered,
+// the nodes of its cluster, and the state of their store ("ok",
+// "unreachable" while the node answers from what it last knew, or "none"
+// on a single server).
+func (c *Client) Cluster(ctx context.Context) (Cluster, error) {
+	var cl Cluster
+	err := c.do(ctx, http.MethodGet, "/v1/cluster", nil, &cl)
+	return cl, err
+}
+
 func (c *Client) url(path string, q url.Values) string {
 	u := *c.base
 	u.Path += path

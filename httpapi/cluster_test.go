@@ -193,3 +193,49 @@ func TestSourceResetEndsOpenStreamsAsRestarted(t *testing.T) {
 		t.Fatalf("the stream ended with %q; want a restarted comment, not a fell-behind one", rest)
 	}
 }
+
+// clustered is a Source that says it is a node of a cluster whose store
+// is in the state it is given.
+type clustered struct {
+	table
+	store string
+}
+
+func (c clustered) Cluster(context.Context) Cluster {
+	return Cluster{Store: c.store, Node: "n1", Nodes: []ClusterNode{{Name: "n1", Sessions: 1}, {Name: "n2", Sessions: 4}}}
+}
+
+// Client.Cluster returns what GET /v1/cluster answers, on a single server
+// and on a node of a cluster, and an error wrapping ErrUnreachable when
+// nothing answers.
+func TestClientCluster(t *testing.T) {
+	ctx := context.Background()
+	tb := newTable(t, pulse.Timing{Interval: time.Second, Misses: 3})
+	tb.join(t, "one", nil)
+
+	_, single := serveAPI(t, Config{Source: tb})
+	cl, err := single.Cluster(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cl.Store != "none" || len(cl.Nodes) != 1 || cl.Nodes[0].Sessions != 1 {
+		t.Errorf("Cluster of a single server = %+v, want store none and one node with one session", cl)
+	}
+
+	_, node := serveAPI(t, Config{Source: clustered{tb, "unreachable"}})
+	cl, err = node.Cluster(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cl.Store != "unreachable" || cl.Node != "n1" || len(cl.Nodes) != 2 || cl.Nodes[1].Name != "n2" || cl.Nodes[1].Sessions != 4 {
+		t.Errorf("Cluster of a node cut off from its store = %+v", cl)
+	}
+
+	gone, err := NewClient(listenAndClose(t), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := gone.Cluster(ctx); !isUnreachable(err) {
+		t.Errorf("Cluster of nothing: %v, want ErrUnreachable", err)
+	}
+}

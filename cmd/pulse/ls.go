@@ -65,6 +65,7 @@ func (c *lsCommand) Run(ctx context.Context, args []string) error {
 		sessions = append(sessions, page.Sessions...)
 		cursor = page.NextCursor
 	}
+	c.warnIfCutOff(ctx, cl)
 
 	if *output == "json" {
 		enc := json.NewEncoder(c.stdout)
@@ -96,4 +97,17 @@ func (c *lsCommand) Run(ctx context.Context, args []string) error {
 			ago(now.Sub(s.ConnectedAt)), ago(now.Sub(s.LastBeat)), rtt(s.RTTMillis))
 	}
 	return tw.Flush()
+}
+
+// warnIfCutOff says on stderr, never on stdout (which scripts parse), when
+// the node that answered is in a cluster and cannot reach its store: the
+// list is then that node's last view, its own sessions exact and the other
+// nodes' as it last saw them. A server that cannot say (an older one, an
+// error) gets no warning: the list was served all the same.
+func (c *lsCommand) warnIfCutOff(ctx context.Context, cl *httpapi.Client) {
+	info, err := cl.Cluster(ctx)
+	if err != nil || info.Store != "unreachable" {
+		return
+	}
+	fmt.Fprintf(c.stderr, "warning: node %s cannot reach the cluster's store (Redis): this is its last view; its own sessions are exact, other nodes' may be stale\n", info.Node)
 }
