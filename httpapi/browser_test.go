@@ -92,6 +92,11 @@ func TestDashboardInBrowser(t *testing.T) {
 	page.do(chromedp.Navigate(hs.URL + "/"))
 	page.waitFor("the stream is live and db-1 is listed",
 		`document.querySelector('#conn[data-status="live"]') && document.querySelector('tr[data-name="db-1"][data-state="alive"]')`)
+	// A single server is no cluster: no node in the header, no banner.
+	page.waitFor("the page read v1/cluster", `document.body.dataset.store === "none"`)
+	if !page.eval(`document.getElementById("cluster").hidden && document.getElementById("store-banner").offsetHeight === 0`) {
+		t.Errorf("a single server's page shows a cluster or a store banner")
+	}
 
 	agent("web-1", map[string]string{"role": "web", "region": "eu-west", "version": "1.4.2"})
 	web2 := agent("web-2", map[string]string{"role": "web", "region": "us-east", "version": "1.4.2"})

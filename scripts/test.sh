@@ -38,7 +38,8 @@ else
 fi
 
 step "redis-server"
-# The cluster tests (redis/) start a throwaway redis-server on a loopback
+# The cluster tests (redis/, and the dashboard's and pulse ls's store-outage
+# tests in httpapi/ and cmd/pulse/) start a throwaway redis-server on a loopback
 # port; they skip without one on a developer's machine, and fail in CI.
 if command -v redis-server >/dev/null 2>&1; then
   : # installed already

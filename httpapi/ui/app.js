@@ -49,6 +49,9 @@ const el = {
   alive: $("count-alive"),
   suspect: $("count-suspect"),
   total: $("count-total"),
+  cluster: $("cluster"),
+  storeBanner: $("store-banner"),
+  storeText: $("store-text"),
 };
 
 // ---- state ----------------------------------------------------------------
@@ -538,6 +541,44 @@ function pollLoop() {
   poll().finally(() => setTimeout(pollLoop, pollEvery()));
 }
 
+// ---- the cluster ----------------------------------------------------------------
+
+// In a cluster (pulse serve --redis) the header names the node that answers
+// and how many nodes there are, and a banner says when that node cannot
+// reach the cluster's store: it then shows what it last knew, its own
+// sessions exact, the other nodes' as last seen. A single server answers
+// "store": "none" and nothing is shown.
+const CLUSTER_EVERY = 2000; // ms between two reads of v1/cluster
+
+async function pollCluster() {
+  if (document.hidden) return;
+  try {
+    showCluster(await getJSON("v1/cluster"));
+  } catch {
+    // the connection status tells the user; keep what is shown
+  }
+}
+
+function showCluster(cl) {
+  const inCluster = Boolean(cl && cl.store && cl.store !== "none");
+  el.cluster.hidden = !inCluster;
+  el.storeBanner.hidden = !(inCluster && cl.store === "unreachable");
+  document.body.dataset.store = (cl && cl.store) || "";
+  if (!inCluster) return;
+  const nodes = cl.nodes || [];
+  setText(el.cluster, `node ${cl.node} · ${fmtInt(nodes.length)} node${nodes.length === 1 ? "" : "s"}`);
+  el.cluster.title = nodes.map((n) => `${n.name}: ${fmtInt(n.sessions)} session${n.sessions === 1 ? "" : "s"}`).join("\n");
+  setText(
+    el.storeText,
+    `Node ${cl.node} cannot reach the cluster's store and shows what it last knew: its own sessions are exact; ` +
+      "other nodes' sessions may be stale and their events do not arrive until the store is back, and kicking them fails meanwhile.",
+  );
+}
+
+function clusterLoop() {
+  pollCluster().finally(() => setTimeout(clusterLoop, CLUSTER_EVERY));
+}
+
 // ---- the view -------------------------------------------------------------------
 
 let frame = 0;
@@ -946,3 +987,4 @@ $("host").textContent = location.host;
 setInterval(schedule, TICK_MS); // the ages tick
 setConn("loading");
 start().then(pollLoop);
+clusterLoop();

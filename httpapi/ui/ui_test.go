@@ -40,7 +40,7 @@ func TestHandlerPage(t *testing.T) {
 	rec := httptest.NewRecorder()
 	ui.Handler().ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/", nil))
 	body, _ := io.ReadAll(rec.Body)
-	for _, want := range []string{`<script type="module" src="app.js">`, `id="count-alive"`, `id="rows"`, `id="feed"`} {
+	for _, want := range []string{`<script type="module" src="app.js">`, `id="count-alive"`, `id="store-banner"`, `id="rows"`, `id="feed"`} {
 		if !strings.Contains(string(body), want) {
 			t.Errorf("the page lacks %s", want)
 		}
