@@ -5,8 +5,6 @@ import (
 	"crypto/rand"
 	"fmt"
 	"maps"
-	"net"
-	"net/http/httptest"
 	"strings"
 	"sync"
 	"testing"
@@ -14,7 +12,6 @@ import (
 
 	"github.com/pulsehq/pulse"
 	"github.com/pulsehq/pulse/auth"
-	"github.com/pulsehq/pulse/httpapi"
 	"github.com/pulsehq/pulse/server"
 	"github.com/pulsehq/pulse/wire"
 )
@@ -118,31 +115,8 @@ func startFloodServer(t *testing.T) (string, string, *floodObserver) {
 	obs := &floodObserver{rejected: map[wire.Code]int{}, joined: map[string]int{}}
 	cfg := server.Config{Timing: generous, HelloTimeout: floodHelloTimeout, WriteTimeout: floodWriteTimeout, Logger: quiet, Observer: obs}
 	floodServerConfig(t, &cfg)
-	srv, err := server.New(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		_ = srv.Serve(ln)
-	}()
-	api, err := httpapi.New(httpapi.Config{Source: srv, Logger: quiet})
-	if err != nil {
-		t.Fatal(err)
-	}
-	hs := httptest.NewServer(api)
-	t.Cleanup(func() {
-		api.Close()
-		hs.Close()
-		srv.Close()
-		<-done
-	})
-	return ln.Addr().String(), hs.URL, obs
+	_, addr, api := startServerConfig(t, cfg)
+	return addr, api, obs
 }
 
 // floodBeside runs a flood beside healthy clients that beat for window,
