@@ -3,7 +3,6 @@ package httpapi_test
 import (
 	"context"
 	"log/slog"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -52,23 +51,7 @@ func TestDashboardWithToken(t *testing.T) {
 	const token = "s3cret-token-for-the-browser-test"
 	browser := findBrowser(t)
 	quiet := slog.New(slog.DiscardHandler)
-	srv, err := server.New(server.Config{Timing: pulse.Timing{Interval: 200 * time.Millisecond, Misses: 5}, Logger: quiet})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	served := make(chan struct{})
-	go func() {
-		defer close(served)
-		_ = srv.Serve(ln)
-	}()
-	t.Cleanup(func() {
-		srv.Close()
-		<-served
-	})
+	srv, addr := serveHeartbeats(t, server.Config{Timing: pulse.Timing{Interval: 200 * time.Millisecond, Misses: 5}, Logger: quiet})
 	api, err := httpapi.New(httpapi.Config{Source: srv, Dashboard: ui.Handler(), Logger: quiet, Token: token})
 	if err != nil {
 		t.Fatal(err)
@@ -83,7 +66,7 @@ func TestDashboardWithToken(t *testing.T) {
 		t.Helper()
 		ctx, cancel := context.WithTimeout(context.Background(), browserPatience)
 		defer cancel()
-		c, err := client.Dial(ctx, ln.Addr().String(), name)
+		c, err := client.Dial(ctx, addr, name)
 		if err != nil {
 			t.Fatalf("dial %s: %v", name, err)
 		}

@@ -6,7 +6,6 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
-	"net"
 	"net/http/httptest"
 	"os"
 	"os/exec"
@@ -34,19 +33,10 @@ func TestDashboardShowsAStall(t *testing.T) {
 	browser := findBrowser(t)
 	resumed := make(chan time.Time, 1)
 	log := slog.New(onMessage{"stall: judging again", resumed})
-	srv, err := server.New(server.Config{
+	srv, addr := serveHeartbeats(t, server.Config{
 		Timing: pulse.Timing{Interval: 100 * time.Millisecond, Misses: 5}, // dead after 500 ms
 		Logger: log,
 	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	go srv.Serve(ln)
-	t.Cleanup(func() { srv.Close() })
 	api, err := httpapi.New(httpapi.Config{Source: srv, Dashboard: ui.Handler(), Logger: slog.New(slog.DiscardHandler)})
 	if err != nil {
 		t.Fatal(err)
@@ -61,7 +51,7 @@ func TestDashboardShowsAStall(t *testing.T) {
 		// Without acks: stopped with the server, a client would
 		// otherwise find it lost on resume and register anew.
 		ctx, cancel := context.WithTimeout(context.Background(), browserPatience)
-		c, err := client.Dial(ctx, ln.Addr().String(), name, client.WithoutAck())
+		c, err := client.Dial(ctx, addr, name, client.WithoutAck())
 		cancel()
 		if err != nil {
 			t.Fatal(err)

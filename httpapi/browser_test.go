@@ -40,27 +40,10 @@ func TestDashboardInBrowser(t *testing.T) {
 
 	// A pulse server with quick timing: suspect 300 ms after the last
 	// beat, dead after 1 s.
-	srv, err := server.New(server.Config{
+	srv, addr := serveHeartbeats(t, server.Config{
 		Timing: pulse.Timing{Interval: 200 * time.Millisecond, Misses: 5},
 		Logger: quiet,
 	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	served := make(chan struct{})
-	go func() {
-		defer close(served)
-		_ = srv.Serve(ln)
-	}()
-	t.Cleanup(func() {
-		srv.Close()
-		<-served
-	})
-	addr := ln.Addr().String()
 
 	api, err := httpapi.New(httpapi.Config{Source: srv, Dashboard: ui.Handler(), Logger: quiet})
 	if err != nil {
@@ -171,6 +154,30 @@ const rowsJS = `[...document.querySelectorAll('#rows tr[data-name]')].map(tr => 
 // findBrowser returns the path of a Chromium or Chrome. Without one, the
 // test is skipped on a developer's machine and fails in CI, which must run
 // it (scripts/test.sh installs Chromium).
+// serveHeartbeats runs a pulse server configured by cfg on a loopback
+// port until the test ends, and returns it with its address.
+func serveHeartbeats(t *testing.T, cfg server.Config) (*server.Server, string) {
+	t.Helper()
+	srv, err := server.New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	served := make(chan struct{})
+	go func() {
+		defer close(served)
+		_ = srv.Serve(ln)
+	}()
+	t.Cleanup(func() {
+		srv.Close()
+		<-served
+	})
+	return srv, ln.Addr().String()
+}
+
 func findBrowser(t *testing.T) string {
 	t.Helper()
 	for _, name := range []string{"chromium", "chromium-browser", "google-chrome", "google-chrome-stable"} {
